@@ -1,0 +1,1 @@
+"""HTTP transports. Each parses, calls the core, and formats; none holds logic."""

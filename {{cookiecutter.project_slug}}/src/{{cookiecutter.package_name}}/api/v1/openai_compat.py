@@ -1,0 +1,144 @@
+"""OpenAI-compatible Chat Completions: the official SDKs work against ``/api/v1``."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ...chat.models import ChatEvent, DoneEvent, ErrorEvent, TokenEvent, UsageEvent
+from ...errors import ERROR_RESPONSES
+from ..deps import AppSettings, ChatCore, RequestId
+from ..disconnect import unless_disconnected
+from ..sse import SSEResponse
+from .openai_models import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ModelCard,
+    ModelList,
+    Usage,
+)
+
+router = APIRouter(tags=["openai"])
+
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+def _finish(reason: str) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+async def openai_chunks(
+    events: AsyncIterator[ChatEvent],
+    *,
+    completion_id: str,
+    model: str,
+    include_usage: bool,
+    request_id: str,
+) -> AsyncIterator[bytes]:
+    """Core events as OpenAI ``chat.completion.chunk`` frames, ending with ``[DONE]``."""
+    created = int(time.time())
+    head = (
+        f'{{"id":"{completion_id}","object":"chat.completion.chunk","created":{created},'
+        f'"model":{json.dumps(model)},"choices":['
+    )
+    # The per-token frame is built from fixed pieces: serialising a model per
+    # token would cost more than everything else on this path.
+    token_head = f'data: {head}{{"index":0,"delta":{{"content":'.encode()
+    token_tail = b'},"finish_reason":null}]}\n\n'
+    yield f'data: {head}{{"index":0,"delta":{{"role":"assistant","content":""}},"finish_reason":null}}]}}\n\n'.encode()
+    dumps = json.dumps
+    usage_pending: bytes | None = None
+    async for event in events:
+        if type(event) is TokenEvent:
+            yield token_head + dumps(event.text).encode() + token_tail
+        elif type(event) is UsageEvent:
+            if include_usage:
+                usage = Usage(
+                    prompt_tokens=event.prompt_tokens,
+                    completion_tokens=event.completion_tokens,
+                    total_tokens=event.total_tokens,
+                )
+                usage_frame = f'{head}],"usage":{usage.model_dump_json()}}}'
+                usage_pending = f"data: {usage_frame}\n\n".encode()
+        elif type(event) is DoneEvent:
+            if event.finish_reason in ("stop", "length"):
+                reason = _finish(event.finish_reason)
+                yield f'data: {head}{{"index":0,"delta":{{}},"finish_reason":"{reason}"}}]}}\n\n'.encode()
+                if usage_pending is not None:
+                    yield usage_pending
+        elif isinstance(event, ErrorEvent):
+            error = {"error": {"code": event.code, "message": event.message, "request_id": request_id}}
+            yield f"data: {json.dumps(error)}\n\n".encode()
+    yield DONE_FRAME
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    summary="Create a chat completion (OpenAI-compatible)",
+    responses={
+        200: {
+            "description": "A completion, or with `stream: true` a `text/event-stream` of chunks.",
+            "content": {
+                "text/event-stream": {
+                    "schema": {"$ref": "#/components/schemas/ChatCompletionChunk"},
+                }
+            },
+        },
+        **ERROR_RESPONSES,
+    },
+    openapi_extra={"x-stream-chunk-model": ChatCompletionChunk.__name__},
+)
+async def create_chat_completion(
+    body: ChatCompletionRequest,
+    request: Request,
+    core: ChatCore,
+    settings: AppSettings,
+    request_id: RequestId,
+) -> Response | ChatCompletion:
+    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    chat_request = body.to_core()
+    if body.stream:
+        # Wait for the first token before answering, so that a failure before it
+        # is still a proper error status instead of a broken stream.
+        events = await unless_disconnected(request, core.open_stream(chat_request, transport="openai"))
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        frames = openai_chunks(
+            events,
+            completion_id=completion_id,
+            model=body.model,
+            include_usage=include_usage,
+            request_id=request_id,
+        )
+        return SSEResponse(frames, keepalive_seconds=settings.sse_keepalive_seconds)
+    result = await unless_disconnected(request, core.complete(chat_request, transport="openai"))
+    return ChatCompletion(
+        id=completion_id,
+        created=int(time.time()),
+        model=body.model,
+        choices=[
+            Choice(
+                index=0,
+                message=AssistantMessage(content=result.text),
+                finish_reason=_finish(result.finish_reason),
+            )
+        ],
+        usage=Usage(
+            prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens,
+            total_tokens=result.usage.total_tokens,
+        ),
+    )
+
+
+@router.get("/models", response_model=ModelList, summary="List models (OpenAI-compatible)")
+async def list_models(settings: AppSettings) -> ModelList:
+    return ModelList(data=[ModelCard(id=settings.llm_model, created=0, owned_by=settings.app_name)])

@@ -1,0 +1,103 @@
+"""Typed requests and events of the generation core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_MESSAGES = 256
+MAX_MESSAGE_CHARS = 100_000
+
+
+class Role(StrEnum):
+    system = "system"
+    user = "user"
+    assistant = "assistant"
+
+
+class Message(BaseModel):
+    """One turn of a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role = Field(description="Who wrote the message.", examples=["user"])
+    content: str = Field(
+        max_length=MAX_MESSAGE_CHARS,
+        description="The text of the message.",
+        examples=["Tell me a short story about a lighthouse."],
+    )
+
+
+class ChatRequest(BaseModel):
+    """What the core needs to run one generation, whatever the transport."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message] = Field(
+        min_length=1,
+        max_length=MAX_MESSAGES,
+        description="The conversation so far, oldest first.",
+        examples=[[{"role": "user", "content": "Tell me a short story."}]],
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Model name; the configured default when omitted.",
+        examples=["fake-echo-1"],
+    )
+    max_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=32_768,
+        description="Upper bound on generated tokens; the configured default when omitted.",
+        examples=[16],
+    )
+    temperature: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=2.0,
+        description="Sampling temperature, passed to the provider.",
+        examples=[0.7],
+    )
+
+
+FinishReason = Literal["stop", "length", "cancelled", "error", "shutdown"]
+
+
+# The events are slotted dataclasses rather than Pydantic models: one is built per
+# streamed token, and on the hot path a dataclass costs a fraction of a model.
+@dataclass(slots=True, frozen=True)
+class TokenEvent:
+    index: int
+    text: str
+    type: Literal["token"] = "token"
+
+
+@dataclass(slots=True, frozen=True)
+class UsageEvent:
+    prompt_tokens: int
+    completion_tokens: int
+    type: Literal["usage"] = "usage"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True, frozen=True)
+class DoneEvent:
+    finish_reason: FinishReason
+    type: Literal["done"] = "done"
+
+
+@dataclass(slots=True, frozen=True)
+class ErrorEvent:
+    code: str
+    message: str
+    type: Literal["error"] = "error"
+
+
+ChatEvent = TokenEvent | UsageEvent | DoneEvent | ErrorEvent

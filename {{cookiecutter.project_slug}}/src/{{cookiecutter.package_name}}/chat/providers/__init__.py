@@ -1,0 +1,1 @@
+"""LLM providers: each turns a chat request into a stream of tokens."""

@@ -1,0 +1,54 @@
+"""The provider protocol that the core depends on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..models import ChatRequest, FinishReason
+
+
+@dataclass(slots=True, frozen=True)
+class ProviderUsage:
+    """Token counts as the provider reports them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(slots=True, frozen=True)
+class ProviderFinish:
+    """Why the provider stopped."""
+
+    reason: FinishReason
+
+
+# A provider yields token text as plain ``str`` (the hot path), and at most one
+# usage report and one finish reason.
+ProviderChunk = str | ProviderUsage | ProviderFinish
+
+
+@dataclass(slots=True, frozen=True)
+class GenerationParams:
+    """A request with every default resolved by the core."""
+
+    request: ChatRequest
+    model: str
+    max_tokens: int
+
+
+class LLMProvider(Protocol):
+    name: str
+
+    def stream(self, params: GenerationParams) -> AsyncGenerator[ProviderChunk, None]:
+        """Yield chunks; raise a ``ChatError`` subclass on failure."""
+        ...
+
+    async def ready(self) -> bool:
+        """Whether the provider can serve requests now (for readiness probes)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and other resources."""
+        ...

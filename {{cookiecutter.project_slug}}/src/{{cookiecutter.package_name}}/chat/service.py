@@ -1,0 +1,216 @@
+"""Run a generation: provider chunks in, typed events out.
+
+The core owns what every transport needs the same way: default resolution,
+timeouts, cancellation, usage counting, shutdown draining and one record per
+generation for logs and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import ChatError, GenerationTimeout, ServiceShuttingDown
+from .models import ChatEvent, ChatRequest, DoneEvent, ErrorEvent, FinishReason, TokenEvent, UsageEvent
+from .providers.base import GenerationParams, LLMProvider, ProviderFinish, ProviderUsage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class GenerationRecord:
+    """What one generation did; handed to every observer when it ends."""
+
+    transport: str
+    model: str
+    tokens: int = 0
+    time_to_first_token: float | None = None
+    duration: float = 0.0
+    finish_reason: FinishReason = "stop"
+    error_code: str | None = None
+
+
+class GenerationObserver(Protocol):
+    """Told when a generation starts and when it ends (metrics, logs)."""
+
+    def generation_started(self, transport: str) -> None: ...
+
+    def observe_generation(self, record: GenerationRecord) -> None: ...
+
+
+@dataclass(slots=True)
+class Completion:
+    """A whole, non-streamed answer."""
+
+    text: str
+    usage: UsageEvent
+    finish_reason: FinishReason
+    model: str
+
+
+@dataclass(slots=True)
+class _Counters:
+    active: int = 0
+    observers: list[GenerationObserver] = field(default_factory=list)
+
+
+class ChatService:
+    """The one generation engine behind every transport."""
+
+    def __init__(
+        self,
+        provider: LLMProvider,
+        *,
+        default_model: str,
+        default_max_tokens: int,
+        max_tokens_limit: int,
+        first_token_timeout: float,
+        generation_timeout: float,
+        observers: Sequence[GenerationObserver] = (),
+    ) -> None:
+        self.provider = provider
+        self._default_model = default_model
+        self._default_max_tokens = default_max_tokens
+        self._max_tokens_limit = max_tokens_limit
+        self._first_token_timeout = first_token_timeout
+        self._generation_timeout = generation_timeout
+        self._state = _Counters(observers=list(observers))
+        self._draining = False
+
+    @property
+    def active(self) -> int:
+        """Generations running now."""
+        return self._state.active
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def add_observer(self, observer: GenerationObserver) -> None:
+        self._state.observers.append(observer)
+
+    def begin_shutdown(self) -> None:
+        """Refuse new generations and end running ones with a final event."""
+        self._draining = True
+
+    def params(self, request: ChatRequest) -> GenerationParams:
+        max_tokens = min(request.max_tokens or self._default_max_tokens, self._max_tokens_limit)
+        return GenerationParams(
+            request=request, model=request.model or self._default_model, max_tokens=max_tokens
+        )
+
+    def stream(self, request: ChatRequest, *, transport: str) -> AsyncIterator[ChatEvent]:
+        """Events of one generation; a failure arrives as an ``ErrorEvent`` then ``done``."""
+        return self._guarded(None, self._events(request, transport))
+
+    async def open_stream(self, request: ChatRequest, *, transport: str) -> AsyncIterator[ChatEvent]:
+        """Start a generation and wait for its first event.
+
+        A failure before the first event raises ``ChatError``, so a transport can
+        still answer with a plain error status; later failures arrive as events.
+        """
+        events = self._events(request, transport)
+        try:
+            first = await anext(events)
+        except BaseException:
+            await events.aclose()
+            raise
+        return self._guarded(first, events)
+
+    async def complete(self, request: ChatRequest, *, transport: str) -> Completion:
+        """Run a generation to the end and return the whole text; raises ``ChatError``."""
+        parts: list[str] = []
+        usage = UsageEvent(prompt_tokens=0, completion_tokens=0)
+        finish: FinishReason = "stop"
+        params_model = self.params(request).model
+        async for event in self._events(request, transport):
+            if isinstance(event, TokenEvent):
+                parts.append(event.text)
+            elif isinstance(event, UsageEvent):
+                usage = event
+            elif isinstance(event, ErrorEvent):
+                raise ServiceShuttingDown(event.message)
+            else:
+                finish = event.finish_reason
+        return Completion(text="".join(parts), usage=usage, finish_reason=finish, model=params_model)
+
+    @staticmethod
+    async def _guarded(
+        first: ChatEvent | None, events: AsyncIterator[ChatEvent]
+    ) -> AsyncIterator[ChatEvent]:
+        try:
+            if first is not None:
+                yield first
+            async for event in events:
+                yield event
+        except ChatError as exc:
+            yield ErrorEvent(code=exc.code, message=exc.message)
+            yield DoneEvent(finish_reason="error")
+
+    async def _events(self, request: ChatRequest, transport: str) -> AsyncGenerator[ChatEvent, None]:
+        if self._draining:
+            raise ServiceShuttingDown()
+        params = self.params(request)
+        record = GenerationRecord(transport=transport, model=params.model)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self._generation_timeout
+        chunks = self.provider.stream(params)
+        self._state.active += 1
+        for observer in self._state.observers:
+            observer.generation_started(transport)
+        usage: ProviderUsage | None = None
+        index = 0
+        try:
+            try:
+                async with asyncio.timeout(self._first_token_timeout):
+                    chunk = await anext(chunks, None)
+            except TimeoutError:
+                raise GenerationTimeout() from None
+            while chunk is not None:
+                if type(chunk) is str:
+                    if index == 0:
+                        record.time_to_first_token = loop.time() - started
+                    yield TokenEvent(index=index, text=chunk)
+                    index += 1
+                    if self._draining:
+                        record.finish_reason = "shutdown"
+                        yield ErrorEvent(code=ServiceShuttingDown.code, message=ServiceShuttingDown.default_message)
+                        yield DoneEvent(finish_reason="shutdown")
+                        return
+                    if loop.time() > deadline:
+                        raise GenerationTimeout()
+                elif isinstance(chunk, ProviderUsage):
+                    usage = chunk
+                elif isinstance(chunk, ProviderFinish):
+                    record.finish_reason = chunk.reason
+                chunk = await anext(chunks, None)
+            if usage is None:
+                prompt = sum(len(m.content.split()) for m in request.messages)
+                usage = ProviderUsage(prompt_tokens=prompt, completion_tokens=index)
+            yield UsageEvent(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+            yield DoneEvent(finish_reason=record.finish_reason)
+        except ChatError as exc:
+            record.finish_reason = "error"
+            record.error_code = exc.code
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            record.finish_reason = "cancelled"
+            raise
+        except Exception as exc:
+            # Anything unexpected from a provider is logged with its trace here and
+            # reaches the client only as a generic error.
+            logger.exception("provider failed", extra={"provider": self.provider.name})
+            record.finish_reason = "error"
+            record.error_code = ChatError.code
+            raise ChatError() from exc
+        finally:
+            self._state.active -= 1
+            record.tokens = index
+            record.duration = loop.time() - started
+            await chunks.aclose()
+            for observer in self._state.observers:
+                observer.observe_generation(record)

@@ -1,0 +1,164 @@
+"""One error shape for every failure: ``{"code", "message", "request_id"}``.
+
+Route errors go through FastAPI's exception handlers; middleware answers with
+``send_error`` so that a 413 or a 429 looks exactly like a 422 or a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
+
+from .chat.errors import ChatError
+
+logger = logging.getLogger(__name__)
+
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    code: str = Field(description="Stable, machine-readable error code.", examples=["rate_limited"])
+    message: str = Field(
+        description="Human-readable explanation, safe to show to users.",
+        examples=["Too many requests; retry after 12 seconds."],
+    )
+    request_id: str = Field(
+        description="The request's ID, also in the X-Request-ID header and the logs.",
+        examples=["0f8fad5b-d9cb-469f-a165-70867728950e"],
+    )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorBody, "description": code.replace("_", " ").capitalize()}
+    for status, code in STATUS_CODES.items()
+    if status in (401, 413, 422, 429, 500, 503)
+}
+
+
+class APIError(Exception):
+    """An error a route raises on purpose."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def request_id_of(scope_state: dict[str, object] | None) -> str:
+    value = (scope_state or {}).get("request_id")
+    return value if isinstance(value, str) else ""
+
+
+def error_payload(code: str, message: str, request_id: str) -> dict[str, str]:
+    return {"code": code, "message": message, "request_id": request_id}
+
+
+def error_response(
+    request: Request,
+    status_code: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    payload = error_payload(code, message, request_id_of(request.scope.get("state")))
+    return JSONResponse(payload, status_code=status_code, headers=headers)
+
+
+async def send_error(
+    send: Send,
+    status_code: int,
+    code: str,
+    message: str,
+    request_id: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer from pure ASGI middleware with the standard error body."""
+    body = json.dumps(error_payload(code, message, request_id)).encode()
+    raw = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status_code, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def chat_error_headers(exc: ChatError) -> dict[str, str]:
+    if exc.retry_after is not None:
+        return {"Retry-After": str(max(1, round(exc.retry_after)))}
+    return {}
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for item in exc.errors()[:5]:
+        where = ".".join(str(p) for p in item.get("loc", ()))
+        parts.append(f"{where}: {item.get('msg', 'invalid')}")
+    more = len(exc.errors()) - 5
+    if more > 0:
+        parts.append(f"and {more} more")
+    return "; ".join(parts) or "The request is invalid."
+
+
+async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, APIError)
+    return error_response(request, exc.status_code, exc.code, exc.message, exc.headers)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = STATUS_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return error_response(request, exc.status_code, code, message, dict(exc.headers or {}))
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(request, 422, "validation_error", _describe_validation(exc))
+
+
+async def _on_chat_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ChatError)
+    return error_response(request, exc.http_status, exc.code, exc.message, chat_error_headers(exc))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, _on_api_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ChatError, _on_chat_error)

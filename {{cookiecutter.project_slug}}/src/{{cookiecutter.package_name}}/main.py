@@ -1,0 +1,83 @@
+"""The app factory: the one place that wires features, middleware and routes."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from . import __version__
+from .api import health
+from .api.openapi import register_stream_models
+from .api.v1.router import router as v1_router
+from .chat.providers.factory import build_provider
+from .chat.service import ChatService
+from .errors import install_error_handlers
+from .lifecycle import Hook, build_lifespan
+from .middleware.api_key import ApiKeyMiddleware
+from .middleware.body_limit import BodyLimitMiddleware
+from .middleware.cors import CORSMiddleware
+from .middleware.error_boundary import ErrorBoundaryMiddleware
+from .middleware.rate_limit import RateLimitMiddleware
+from .middleware.request_id import RequestIdMiddleware
+from .middleware.security_headers import SecurityHeadersMiddleware
+from .observability.logging import GenerationLog, configure_logging
+from .observability.metrics import Metrics
+from .ratelimit.factory import build_rate_limiter
+from .settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+async def _close_provider(app: FastAPI) -> None:
+    service: ChatService = app.state.chat_service
+    await service.provider.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    metrics = Metrics()
+    service = ChatService(
+        build_provider(settings),
+        default_model=settings.llm_model,
+        default_max_tokens=settings.default_max_tokens,
+        max_tokens_limit=settings.max_tokens_limit,
+        first_token_timeout=settings.first_token_timeout,
+        generation_timeout=settings.generation_timeout,
+        observers=[metrics, GenerationLog()],
+    )
+    limiter = build_rate_limiter(settings)
+    startup: list[Hook] = [limiter.start]
+    shutdown: list[Hook] = [_close_provider, limiter.stop]
+
+    app = FastAPI(
+        title=settings.app_name,
+        version=__version__,
+        description="Streams LLM tokens over SSE, an OpenAI-compatible API and WebSockets.",
+        lifespan=build_lifespan(startup, shutdown),
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.settings = settings
+    app.state.chat_service = service
+    app.state.metrics = metrics
+    app.state.rate_limiter = limiter
+    app.state.readiness_checks = {}
+
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(v1_router, prefix=API_PREFIX)
+    register_stream_models(app)
+
+    # Middleware, innermost first (each add_middleware wraps what is already there).
+    app.add_middleware(ErrorBoundaryMiddleware)
+    app.add_middleware(RateLimitMiddleware, settings=settings, limiter=limiter, api_prefix=API_PREFIX)
+    app.add_middleware(ApiKeyMiddleware, settings=settings, api_prefix=API_PREFIX)
+    app.add_middleware(CORSMiddleware, settings=settings)
+    app.add_middleware(BodyLimitMiddleware, max_size=settings.max_request_size)
+    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
+    app.add_middleware(RequestIdMiddleware, metrics=metrics)
+    return app
+
+
+app = create_app()

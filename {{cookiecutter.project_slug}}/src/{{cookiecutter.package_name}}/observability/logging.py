@@ -1,0 +1,77 @@
+"""Structured logs: JSON in production, readable lines in development.
+
+The standard library's loggers (uvicorn, httpx, this service) all go through
+structlog's formatter, so every line carries the request ID bound by the
+request-ID middleware.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from ..chat.service import GenerationRecord
+from ..settings import Settings
+
+
+def configure_logging(settings: Settings) -> None:
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+    ]
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.json_logs
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # The request-ID middleware writes the access log, with more fields.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class GenerationLog:
+    """Logs each generation once, when it ends: how many tokens and why it ended."""
+
+    def __init__(self) -> None:
+        self._log = structlog.get_logger("generation")
+
+    def generation_started(self, transport: str) -> None:
+        return None
+
+    def observe_generation(self, record: GenerationRecord) -> None:
+        self._log.info(
+            "generation.end",
+            transport=record.transport,
+            model=record.model,
+            tokens=record.tokens,
+            finish_reason=record.finish_reason,
+            error_code=record.error_code,
+            ttft_ms=None if record.time_to_first_token is None else round(record.time_to_first_token * 1000, 1),
+            duration_ms=round(record.duration * 1000, 1),
+        )

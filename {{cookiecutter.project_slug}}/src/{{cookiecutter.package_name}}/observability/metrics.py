@@ -1,0 +1,62 @@
+"""Prometheus metrics, one registry per app so that several apps (tests, workers) never collide."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from ..chat.service import GenerationRecord
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.request_seconds = Histogram(
+            "http_request_duration_seconds",
+            "Time from request start to the end of the response, streams included.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "http_errors_total", "Error responses by status and code.", ["status", "code"], registry=self.registry
+        )
+        self.active_streams = Gauge(
+            "active_streams", "Generations running now.", ["transport"], registry=self.registry
+        )
+        self.tokens = Counter(
+            "tokens_streamed_total", "Tokens sent to clients.", ["transport"], registry=self.registry
+        )
+        self.generations = Counter(
+            "generations_total", "Generations by how they ended.", ["transport", "finish_reason"], registry=self.registry
+        )
+        self.time_to_first_token = Histogram(
+            "time_to_first_token_seconds",
+            "Time from the start of a generation to its first token.",
+            ["transport"],
+            buckets=TTFT_BUCKETS,
+            registry=self.registry,
+        )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.request_seconds.labels(method, route, str(status)).observe(seconds)
+
+    def count_error(self, status: int, code: str) -> None:
+        self.errors.labels(str(status), code).inc()
+
+    def generation_started(self, transport: str) -> None:
+        self.active_streams.labels(transport).inc()
+
+    def observe_generation(self, record: GenerationRecord) -> None:
+        """Called once when a generation ends; per-token counting would cost a lock per token."""
+        self.active_streams.labels(record.transport).dec()
+        self.tokens.labels(record.transport).inc(record.tokens)
+        self.generations.labels(record.transport, record.finish_reason).inc()
+        if record.time_to_first_token is not None:
+            self.time_to_first_token.labels(record.transport).observe(record.time_to_first_token)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
