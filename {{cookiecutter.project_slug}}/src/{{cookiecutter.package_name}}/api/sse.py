@@ -42,9 +42,10 @@ class SSEResponse(StreamingResponse):
         content: AsyncIterable[bytes],
         *,
         keepalive_seconds: float,
+        status_code: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(content, headers={**SSE_HEADERS, **(headers or {})})
+        super().__init__(content, status_code=status_code, headers={**SSE_HEADERS, **(headers or {})})
         self._keepalive = keepalive_seconds
 
     async def stream_response(self, send: Send) -> None:

@@ -1,0 +1,154 @@
+"""The generation core on its own, without any transport."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+
+import pytest
+
+from {{cookiecutter.package_name}}.chat.errors import ChatError, GenerationTimeout, UpstreamUnavailable
+from {{cookiecutter.package_name}}.chat.models import ChatRequest, DoneEvent, ErrorEvent, Message, TokenEvent, UsageEvent
+from {{cookiecutter.package_name}}.chat.providers.base import GenerationParams, ProviderChunk
+from {{cookiecutter.package_name}}.chat.providers.fake import FakeProvider
+from {{cookiecutter.package_name}}.chat.service import ChatService, GenerationRecord
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.records: list[GenerationRecord] = []
+
+    def generation_started(self, transport: str) -> None:
+        self.started.append(transport)
+
+    def observe_generation(self, record: GenerationRecord) -> None:
+        self.records.append(record)
+
+
+class FailingProvider:
+    """Fails after ``tokens`` tokens: a provider that cannot run here on purpose."""
+
+    name = "failing"
+
+    def __init__(self, tokens: int, error: Exception) -> None:
+        self.tokens = tokens
+        self.error = error
+
+    async def stream(self, params: GenerationParams) -> AsyncGenerator[ProviderChunk, None]:
+        for index in range(self.tokens):
+            yield f"t{index}"
+        raise self.error
+
+    async def ready(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+def request(text: str = "one two", max_tokens: int | None = 3) -> ChatRequest:
+    return ChatRequest(messages=[Message(role="user", content=text)], max_tokens=max_tokens)
+
+
+def service(provider: object, recorder: Recorder | None = None, **options: float) -> ChatService:
+    settings: dict[str, float] = {"first_token_timeout": 5, "generation_timeout": 60, **options}
+    return ChatService(
+        provider,  # type: ignore[arg-type]
+        default_model="fake-echo-1",
+        default_max_tokens=16,
+        max_tokens_limit=100,
+        observers=[recorder] if recorder else [],
+        **settings,
+    )
+
+
+async def test_stream_yields_tokens_usage_done_and_records_it() -> None:
+    recorder = Recorder()
+    core = service(FakeProvider(delay_ms=0, first_token_delay_ms=0), recorder)
+    events = [event async for event in core.stream(request(), transport="unit")]
+    assert events == [
+        TokenEvent(0, "one"),
+        TokenEvent(1, " two"),
+        TokenEvent(2, " one"),
+        UsageEvent(prompt_tokens=2, completion_tokens=3),
+        DoneEvent("length"),
+    ]
+    assert recorder.started == ["unit"]
+    assert recorder.records[0].tokens == 3
+    assert recorder.records[0].finish_reason == "length"
+    assert core.active == 0
+
+
+async def test_max_tokens_is_capped_by_the_limit() -> None:
+    core = service(FakeProvider(delay_ms=0, first_token_delay_ms=0))
+    events = [e async for e in core.stream(request(max_tokens=5000), transport="unit")]
+    assert sum(isinstance(e, TokenEvent) for e in events) == 100
+
+
+async def test_first_token_timeout() -> None:
+    core = service(FakeProvider(delay_ms=0, first_token_delay_ms=1000), first_token_timeout=0.05)
+    with pytest.raises(GenerationTimeout):
+        await core.open_stream(request(), transport="unit")
+    assert core.provider.active == 0  # type: ignore[attr-defined]
+
+
+async def test_failure_mid_stream_becomes_error_event() -> None:
+    recorder = Recorder()
+    core = service(FailingProvider(2, UpstreamUnavailable()), recorder)
+    events = [e async for e in core.stream(request(), transport="unit")]
+    assert events[:2] == [TokenEvent(0, "t0"), TokenEvent(1, "t1")]
+    assert events[2] == ErrorEvent(code="upstream_unavailable", message=UpstreamUnavailable.default_message)
+    assert events[3] == DoneEvent("error")
+    assert recorder.records[0].error_code == "upstream_unavailable"
+
+
+async def test_failure_before_first_token_raises_from_open_stream() -> None:
+    core = service(FailingProvider(0, UpstreamUnavailable()))
+    with pytest.raises(UpstreamUnavailable):
+        await core.open_stream(request(), transport="unit")
+
+
+async def test_unexpected_provider_error_is_generic() -> None:
+    core = service(FailingProvider(0, KeyError("secret internals")))
+    with pytest.raises(ChatError) as caught:
+        await core.complete(request(), transport="unit")
+    assert type(caught.value) is ChatError
+    assert "secret" not in caught.value.message
+
+
+async def test_cancelling_the_consumer_stops_the_provider() -> None:
+    recorder = Recorder()
+    provider = FakeProvider(delay_ms=10, first_token_delay_ms=0)
+    core = service(provider, recorder)
+
+    async def consume() -> None:
+        async for _ in core.stream(request(max_tokens=100), transport="unit"):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert provider.active == 0
+    assert recorder.records[0].finish_reason == "cancelled"
+
+
+async def test_shutdown_ends_running_streams_and_refuses_new_ones() -> None:
+    core = service(FakeProvider(delay_ms=5, first_token_delay_ms=0))
+    events = []
+    async for event in core.stream(request(max_tokens=100), transport="unit"):
+        events.append(event)
+        if len(events) == 2:
+            core.begin_shutdown()
+    assert events[-2:] == [ErrorEvent("shutting_down", events[-2].message), DoneEvent("shutdown")]  # type: ignore[union-attr]
+    refused = [e async for e in core.stream(request(), transport="unit")]
+    assert refused[0] == ErrorEvent("shutting_down", refused[0].message)  # type: ignore[union-attr]
+
+
+async def test_complete_collects_the_whole_text() -> None:
+    core = service(FakeProvider(delay_ms=0, first_token_delay_ms=0))
+    result = await core.complete(request("a b c", max_tokens=3), transport="unit")
+    assert result.text == "a b c"
+    assert result.usage == UsageEvent(prompt_tokens=3, completion_tokens=3)
+    assert result.model == "fake-echo-1"
