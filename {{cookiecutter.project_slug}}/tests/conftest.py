@@ -32,7 +32,7 @@ SettingsFactory = Callable[..., Settings]
 @pytest.fixture
 def make_settings() -> SettingsFactory:
     def factory(**overrides: Any) -> Settings:
-        return Settings(_env_file=None, **{**TEST_DEFAULTS, **overrides})  # type: ignore[call-arg]
+        return Settings(_env_file=None, **{**TEST_DEFAULTS, **overrides})
 
     return factory
 

@@ -8,7 +8,14 @@ from collections.abc import AsyncGenerator
 import pytest
 
 from {{cookiecutter.package_name}}.chat.errors import ChatError, GenerationTimeout, UpstreamUnavailable
-from {{cookiecutter.package_name}}.chat.models import ChatRequest, DoneEvent, ErrorEvent, Message, TokenEvent, UsageEvent
+from {{cookiecutter.package_name}}.chat.models import (
+    ChatRequest,
+    DoneEvent,
+    ErrorEvent,
+    Message,
+    TokenEvent,
+    UsageEvent,
+)
 from {{cookiecutter.package_name}}.chat.providers.base import GenerationParams, ProviderChunk
 from {{cookiecutter.package_name}}.chat.providers.fake import FakeProvider
 from {{cookiecutter.package_name}}.chat.service import ChatService, GenerationRecord
@@ -98,7 +105,9 @@ async def test_failure_mid_stream_becomes_error_event() -> None:
     core = service(FailingProvider(2, UpstreamUnavailable()), recorder)
     events = [e async for e in core.stream(request(), transport="unit")]
     assert events[:2] == [TokenEvent(0, "t0"), TokenEvent(1, "t1")]
-    assert events[2] == ErrorEvent(code="upstream_unavailable", message=UpstreamUnavailable.default_message)
+    assert events[2] == ErrorEvent(
+        code="upstream_unavailable", message=UpstreamUnavailable.default_message
+    )
     assert events[3] == DoneEvent("error")
     assert recorder.records[0].error_code == "upstream_unavailable"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from typing import Any
@@ -86,7 +87,7 @@ async def test_paced_tokens_arrive_one_by_one(live_server: Any) -> None:
         async for event in iter_events(response):
             if event.event == "token":
                 arrivals.append(time.monotonic())
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert len(arrivals) == 5
     assert min(gaps) > 0.03
 
@@ -95,7 +96,9 @@ async def test_many_streams_in_parallel(client: httpx.AsyncClient) -> None:
     async def one(i: int) -> list[str]:
         body = {"messages": [{"role": "user", "content": f"n{i}"}], "max_tokens": 3}
         response = await client.post("/api/v1/chat/stream", json=body)
-        return [json.loads(e.data)["text"] for e in parse_events(response.text) if e.event == "token"]
+        return [
+            json.loads(e.data)["text"] for e in parse_events(response.text) if e.event == "token"
+        ]
 
     results = await asyncio.gather(*(one(i) for i in range(20)))
     assert results == [[f"n{i}", f" n{i}", f" n{i}"] for i in range(20)]

@@ -42,8 +42,12 @@ async def settle_tasks(baseline: int, timeout: float = 3.0) -> int:
     return len(asyncio.all_tasks())
 
 
-@pytest.mark.parametrize(("path", "body"), [("/api/v1/chat/stream", LONG), ("/api/v1/chat/completions", OPENAI_LONG)])
-async def test_disconnect_mid_stream_stops_generation(live_server: Any, path: str, body: Any) -> None:
+@pytest.mark.parametrize(
+    ("path", "body"), [("/api/v1/chat/stream", LONG), ("/api/v1/chat/completions", OPENAI_LONG)]
+)
+async def test_disconnect_mid_stream_stops_generation(
+    live_server: Any, path: str, body: Any
+) -> None:
     server = await live_server(fake_llm_delay_ms=10)
     baseline = len(asyncio.all_tasks())
     async with httpx.AsyncClient(base_url=server.url) as http:
@@ -60,7 +64,9 @@ async def test_disconnect_mid_stream_stops_generation(live_server: Any, path: st
     assert await settle_tasks(baseline) <= baseline
 
 
-@pytest.mark.parametrize(("path", "body"), [("/api/v1/chat/stream", LONG), ("/api/v1/chat/completions", OPENAI_LONG)])
+@pytest.mark.parametrize(
+    ("path", "body"), [("/api/v1/chat/stream", LONG), ("/api/v1/chat/completions", OPENAI_LONG)]
+)
 async def test_disconnect_before_first_token_stops_generation(
     live_server: Any, path: str, body: Any
 ) -> None:
@@ -86,7 +92,9 @@ async def test_websocket_disconnect_stops_generation(live_server: Any) -> None:
     server = await live_server(fake_llm_delay_ms=10)
     baseline = len(asyncio.all_tasks())
     async with websockets.connect(f"{server.ws_url}/api/v1/chat/ws") as ws:
-        await ws.send('{"type": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}')
+        await ws.send(
+            '{"type": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}'
+        )
         for _ in range(3):
             await ws.recv()
     elapsed = await wait_until_idle(server)

@@ -25,7 +25,7 @@ async def test_readiness_reports_each_check(client: httpx.AsyncClient) -> None:
 
 async def test_readiness_fails_when_a_check_fails(client_factory: Any) -> None:
     async with client_factory() as http:
-        app = http._transport.app  # type: ignore[attr-defined]
+        app = http._transport.app
 
         async def down() -> bool:
             return False
@@ -40,7 +40,7 @@ async def test_readiness_fails_when_a_check_fails(client_factory: Any) -> None:
 
 async def test_readiness_fails_while_draining(client_factory: Any) -> None:
     async with client_factory() as http:
-        http._transport.app.state.chat_service.begin_shutdown()  # type: ignore[attr-defined]
+        http._transport.app.state.chat_service.begin_shutdown()
         response = await http.get("/readyz")
     assert response.status_code == 503
 
@@ -68,18 +68,35 @@ async def test_deprecated_route_announces_its_sunset(client: httpx.AsyncClient) 
 async def test_openapi_documents_every_route_with_examples(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     paths = schema["paths"]
-    for path in ("/api/v1/chat/stream", "/api/v1/chat/completions", "/api/v1/models", "/healthz", "/readyz"):
+    for path in (
+        "/api/v1/chat/stream",
+        "/api/v1/chat/completions",
+        "/api/v1/models",
+        "/healthz",
+        "/readyz",
+    ):
         assert path in paths
     assert paths["/api/v1/engines"]["get"]["deprecated"] is True
-    assert "text/event-stream" in paths["/api/v1/chat/stream"]["post"]["responses"]["200"]["content"]
+    assert (
+        "text/event-stream" in paths["/api/v1/chat/stream"]["post"]["responses"]["200"]["content"]
+    )
     components = schema["components"]["schemas"]
-    for name in ("TokenMessage", "UsageMessage", "DoneMessage", "ErrorMessage", "ChatCompletionChunk", "ErrorBody"):
+    for name in (
+        "TokenMessage",
+        "UsageMessage",
+        "DoneMessage",
+        "ErrorMessage",
+        "ChatCompletionChunk",
+        "ErrorBody",
+    ):
         assert name in components
     for name in ("ChatRequest", "ChatCompletionRequest", "Message"):
         properties = components[name]["properties"]
         for field, spec in properties.items():
             assert spec.get("description"), f"{name}.{field} has no description"
-            assert spec.get("examples") is not None or "$ref" in str(spec), f"{name}.{field} has no example"
+            assert spec.get("examples") is not None or "$ref" in str(spec), (
+                f"{name}.{field} has no example"
+            )
 
 
 async def test_docs_pages_are_served(client: httpx.AsyncClient) -> None:

@@ -32,7 +32,9 @@ async def test_sdk_streams_tokens(live_server: Any) -> None:
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "streams carry tokens streams"
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == ["length"]
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None
@@ -75,7 +77,10 @@ async def test_content_parts_and_developer_role(client: httpx.AsyncClient) -> No
         "model": "m",
         "messages": [
             {"role": "developer", "content": "be brief"},
-            {"role": "user", "content": [{"type": "text", "text": "parts"}, {"type": "text", "text": " work"}]},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "parts"}, {"type": "text", "text": " work"}],
+            },
         ],
         "max_tokens": 2,
     }

@@ -24,7 +24,7 @@ def test_every_setting_is_documented_in_env_example() -> None:
 
 
 def test_env_example_values_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = Settings(_env_file=ENV_EXAMPLE)  # type: ignore[call-arg]
+    settings = Settings(_env_file=ENV_EXAMPLE)
     assert settings.llm_provider == "fake"
 
 
@@ -56,6 +56,6 @@ def test_bad_values_stop_with_one_line(overrides: dict[str, Any], names: list[st
 def test_lists_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORS_ORIGINS", "https://a.example, https://b.example")
     monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8,::1")
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     assert settings.trusted_proxies == ["10.0.0.0/8", "::1"]

@@ -15,9 +15,9 @@ import httpx
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from sse_client import iter_events
-
 import {{cookiecutter.package_name}} as package
+
+from sse_client import iter_events
 
 PACKAGE = package.__name__
 # The service runs in a child process, which must import the same source tree
@@ -81,7 +81,9 @@ async def test_sigterm_ends_open_streams_with_a_final_event() -> None:
 
             async def openai_stream() -> list[str]:
                 payload = {"model": "m", "stream": True, **body}
-                async with http.stream("POST", "/api/v1/chat/completions", json=payload) as response:
+                async with http.stream(
+                    "POST", "/api/v1/chat/completions", json=payload
+                ) as response:
                     return [event.data async for event in iter_events(response)]
 
             async def websocket() -> int | None:
@@ -93,11 +95,16 @@ async def test_sigterm_ends_open_streams_with_a_final_event() -> None:
                     except ConnectionClosed as closed:
                         return closed.rcvd.code if closed.rcvd else None
 
-            tasks = [asyncio.create_task(coro) for coro in (sse(), sse(), openai_stream(), websocket())]
+            sse_tasks = [asyncio.create_task(sse()) for _ in range(2)]
+            openai_task = asyncio.create_task(openai_stream())
+            ws_task = asyncio.create_task(websocket())
             await asyncio.sleep(0.5)
             sent_at = time.monotonic()
             process.send_signal(signal.SIGTERM)
-            sse_a, sse_b, openai_datas, ws_code = await asyncio.wait_for(asyncio.gather(*tasks), 15)
+            await asyncio.wait_for(asyncio.wait([*sse_tasks, openai_task, ws_task]), 15)
+            sse_a, sse_b = (task.result() for task in sse_tasks)
+            openai_datas = openai_task.result()
+            ws_code = ws_task.result()
         code = await asyncio.wait_for(process.wait(), GRACE_SECONDS + 5)
         exited_after = time.monotonic() - sent_at
     finally:
@@ -119,7 +126,13 @@ async def test_sigterm_ends_open_streams_with_a_final_event() -> None:
 
 
 async def test_invalid_setting_stops_start_up_with_one_line() -> None:
-    environment = {**os.environ, "PYTHONPATH": SOURCE_ROOT, "PORT": "99999", "RATE_LIMIT_IP": "lots", "ENVIRONMENT": "test"}
+    environment = {
+        **os.environ,
+        "PYTHONPATH": SOURCE_ROOT,
+        "PORT": "99999",
+        "RATE_LIMIT_IP": "lots",
+        "ENVIRONMENT": "test",
+    }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", PACKAGE, env=environment, stderr=asyncio.subprocess.PIPE
     )

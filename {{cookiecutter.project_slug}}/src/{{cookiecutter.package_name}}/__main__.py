@@ -15,7 +15,7 @@ def main() -> None:
         port=settings.port,
         workers=settings.workers,
         timeout_keep_alive=settings.timeout_keep_alive,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         ws_max_size=settings.ws_max_message_bytes,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_timeout,

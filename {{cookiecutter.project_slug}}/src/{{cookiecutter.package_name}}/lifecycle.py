@@ -36,15 +36,17 @@ def drain_on_sigterm(service: ChatService) -> Callable[[], None]:
             raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+
+    def undo() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return undo
 
 
 Hook = Callable[[FastAPI], Any]
 
 
-def build_lifespan(
-    startup: list[Hook], shutdown: list[Hook]
-) -> Callable[[FastAPI], Any]:
+def build_lifespan(startup: list[Hook], shutdown: list[Hook]) -> Callable[[FastAPI], Any]:
     """A lifespan that runs async hooks in order on start and in reverse on stop."""
 
     @asynccontextmanager

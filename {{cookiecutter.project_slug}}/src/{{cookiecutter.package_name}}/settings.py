@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     timeout_keep_alive: int = Field(default=5, ge=1, le=600)
-    shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=600)
+    shutdown_grace_seconds: int = Field(default=10, ge=1, le=600)
     ws_ping_interval: float = Field(default=20.0, gt=0)
     ws_ping_timeout: float = Field(default=20.0, gt=0)
     ws_max_message_bytes: int = Field(default=65_536, ge=1024, le=16 * 1024 * 1024)
@@ -153,12 +153,19 @@ class Settings(BaseSettings):
             raise ValueError("CORS_ORIGINS='*' cannot be combined with CORS_ALLOW_CREDENTIALS=true")
         if self.default_max_tokens > self.max_tokens_limit:
             raise ValueError("DEFAULT_MAX_TOKENS must not exceed MAX_TOKENS_LIMIT")
-        if self.llm_provider == "openai" and not self.llm_base_url.startswith(("http://", "https://")):
+        if self.llm_provider == "openai" and not self.llm_base_url.startswith(
+            ("http://", "https://")
+        ):
             raise ValueError("LLM_BASE_URL must be an http:// or https:// URL")
         if self.environment == "production":
             if self.llm_provider == "fake":
-                raise ValueError("LLM_PROVIDER=fake is for development; set a real provider in production")
-            if self.api_keys and self.api_key_pepper.get_secret_value() == "dev-only-pepper-change-me":
+                raise ValueError(
+                    "LLM_PROVIDER=fake is for development; set a real provider in production"
+                )
+            if (
+                self.api_keys
+                and self.api_key_pepper.get_secret_value() == "dev-only-pepper-change-me"
+            ):
                 raise ValueError("API_KEY_PEPPER must be set to a secret value in production")
         return self
 

@@ -20,11 +20,15 @@ CHECK_TIMEOUT = 2.0
 
 
 class Liveness(BaseModel):
-    status: Literal["ok"] = Field(description="Always `ok` while the process serves.", examples=["ok"])
+    status: Literal["ok"] = Field(
+        description="Always `ok` while the process serves.", examples=["ok"]
+    )
 
 
 class Readiness(BaseModel):
-    status: Literal["ready"] = Field(description="`ready` when every check passed.", examples=["ready"])
+    status: Literal["ready"] = Field(
+        description="`ready` when every check passed.", examples=["ready"]
+    )
     checks: dict[str, Literal["ok"]] = Field(
         description="Each dependency checked and its state.", examples=[{"provider": "ok"}]
     )
@@ -47,16 +51,23 @@ async def healthz() -> Liveness:
     "/readyz",
     response_model=Readiness,
     summary="Readiness probe: checks what this service depends on",
-    responses={503: {"model": ErrorBody, "description": "A dependency is down or the service is draining."}},
+    responses={
+        503: {"model": ErrorBody, "description": "A dependency is down or the service is draining."}
+    },
 )
 async def readyz(request: Request, core: ChatCore) -> Readiness | JSONResponse:
     if core.draining:
         return error_response(request, 503, "not_ready", "The service is shutting down.")
-    checks: dict[str, ReadinessCheck] = {"provider": core.provider.ready, **request.app.state.readiness_checks}
+    checks: dict[str, ReadinessCheck] = {
+        "provider": core.provider.ready,
+        **request.app.state.readiness_checks,
+    }
     results = await asyncio.gather(*(_run_check(check) for check in checks.values()))
     failed = [name for name, ok in zip(checks, results, strict=True) if not ok]
     if failed:
-        return error_response(request, 503, "not_ready", "Not ready: " + ", ".join(failed) + " unavailable.")
+        return error_response(
+            request, 503, "not_ready", "Not ready: " + ", ".join(failed) + " unavailable."
+        )
     return Readiness(status="ready", checks=dict.fromkeys(checks, "ok"))
 
 
@@ -64,7 +75,9 @@ async def readyz(request: Request, core: ChatCore) -> Readiness | JSONResponse:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format."}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition format."}
+    },
 )
 async def metrics(registry: AppMetrics) -> Response:
     body, content_type = registry.render()

@@ -45,7 +45,9 @@ class SSEResponse(StreamingResponse):
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(content, status_code=status_code, headers={**SSE_HEADERS, **(headers or {})})
+        super().__init__(
+            content, status_code=status_code, headers={**SSE_HEADERS, **(headers or {})}
+        )
         self._keepalive = keepalive_seconds
 
     async def stream_response(self, send: Send) -> None:
@@ -54,6 +56,7 @@ class SSEResponse(StreamingResponse):
         last_write = loop.time()
         sending = False
         pings: set[asyncio.Task[None]] = set()
+        timer: asyncio.TimerHandle | None = None
 
         async def ping() -> None:
             nonlocal last_write
@@ -68,7 +71,9 @@ class SSEResponse(StreamingResponse):
                 task.add_done_callback(pings.discard)
             timer = loop.call_later(interval, tick)
 
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
         timer = loop.call_later(interval, tick)
         try:
             async for chunk in self.body_iterator:
@@ -78,6 +83,7 @@ class SSEResponse(StreamingResponse):
                 last_write = loop.time()
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             for task in pings:
                 task.cancel()

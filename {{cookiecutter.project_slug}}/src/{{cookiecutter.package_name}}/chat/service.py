@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import ChatError, GenerationTimeout, ServiceShuttingDown
-from .models import ChatEvent, ChatRequest, DoneEvent, ErrorEvent, FinishReason, TokenEvent, UsageEvent
+from .models import (
+    ChatEvent,
+    ChatRequest,
+    DoneEvent,
+    ErrorEvent,
+    FinishReason,
+    TokenEvent,
+    UsageEvent,
+)
 from .providers.base import GenerationParams, LLMProvider, ProviderFinish, ProviderUsage
 
 logger = logging.getLogger(__name__)
@@ -78,7 +86,7 @@ class ChatService:
         self._first_token_timeout = first_token_timeout
         self._generation_timeout = generation_timeout
         self._state = _Counters(observers=list(observers))
-        self._draining = False
+        self._shutdown = asyncio.Event()
 
     @property
     def active(self) -> int:
@@ -87,14 +95,14 @@ class ChatService:
 
     @property
     def draining(self) -> bool:
-        return self._draining
+        return self._shutdown.is_set()
 
     def add_observer(self, observer: GenerationObserver) -> None:
         self._state.observers.append(observer)
 
     def begin_shutdown(self) -> None:
         """Refuse new generations and end running ones with a final event."""
-        self._draining = True
+        self._shutdown.set()
 
     def params(self, request: ChatRequest) -> GenerationParams:
         max_tokens = min(request.max_tokens or self._default_max_tokens, self._max_tokens_limit)
@@ -106,7 +114,9 @@ class ChatService:
         """Events of one generation; a failure arrives as an ``ErrorEvent`` then ``done``."""
         return self._guarded(None, self._events(request, transport))
 
-    async def open_stream(self, request: ChatRequest, *, transport: str) -> AsyncIterator[ChatEvent]:
+    async def open_stream(
+        self, request: ChatRequest, *, transport: str
+    ) -> AsyncIterator[ChatEvent]:
         """Start a generation and wait for its first event.
 
         A failure before the first event raises ``ChatError``, so a transport can
@@ -135,7 +145,9 @@ class ChatService:
                 raise ServiceShuttingDown(event.message)
             else:
                 finish = event.finish_reason
-        return Completion(text="".join(parts), usage=usage, finish_reason=finish, model=params_model)
+        return Completion(
+            text="".join(parts), usage=usage, finish_reason=finish, model=params_model
+        )
 
     @staticmethod
     async def _guarded(
@@ -150,8 +162,10 @@ class ChatService:
             yield ErrorEvent(code=exc.code, message=exc.message)
             yield DoneEvent(finish_reason="error")
 
-    async def _events(self, request: ChatRequest, transport: str) -> AsyncGenerator[ChatEvent, None]:
-        if self._draining:
+    async def _events(
+        self, request: ChatRequest, transport: str
+    ) -> AsyncGenerator[ChatEvent, None]:
+        if self._shutdown.is_set():
             raise ServiceShuttingDown()
         params = self.params(request)
         record = GenerationRecord(transport=transport, model=params.model)
@@ -176,9 +190,12 @@ class ChatService:
                         record.time_to_first_token = loop.time() - started
                     yield TokenEvent(index=index, text=chunk)
                     index += 1
-                    if self._draining:
+                    if self._shutdown.is_set():
                         record.finish_reason = "shutdown"
-                        yield ErrorEvent(code=ServiceShuttingDown.code, message=ServiceShuttingDown.default_message)
+                        yield ErrorEvent(
+                            code=ServiceShuttingDown.code,
+                            message=ServiceShuttingDown.default_message,
+                        )
                         yield DoneEvent(finish_reason="shutdown")
                         return
                     if loop.time() > deadline:
@@ -191,7 +208,9 @@ class ChatService:
             if usage is None:
                 prompt = sum(len(m.content.split()) for m in request.messages)
                 usage = ProviderUsage(prompt_tokens=prompt, completion_tokens=index)
-            yield UsageEvent(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+            yield UsageEvent(
+                prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens
+            )
             yield DoneEvent(finish_reason=record.finish_reason)
         except ChatError as exc:
             record.finish_reason = "error"

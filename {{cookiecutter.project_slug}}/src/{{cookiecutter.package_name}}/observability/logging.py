@@ -72,6 +72,8 @@ class GenerationLog:
             tokens=record.tokens,
             finish_reason=record.finish_reason,
             error_code=record.error_code,
-            ttft_ms=None if record.time_to_first_token is None else round(record.time_to_first_token * 1000, 1),
+            ttft_ms=None
+            if record.time_to_first_token is None
+            else round(record.time_to_first_token * 1000, 1),
             duration_ms=round(record.duration * 1000, 1),
         )

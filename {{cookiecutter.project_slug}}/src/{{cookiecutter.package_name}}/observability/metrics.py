@@ -22,16 +22,25 @@ class Metrics:
             registry=self.registry,
         )
         self.errors = Counter(
-            "http_errors_total", "Error responses by status and code.", ["status", "code"], registry=self.registry
+            "http_errors_total",
+            "Error responses by status and code.",
+            ["status", "code"],
+            registry=self.registry,
         )
         self.active_streams = Gauge(
             "active_streams", "Generations running now.", ["transport"], registry=self.registry
         )
         self.tokens = Counter(
-            "tokens_streamed_total", "Tokens sent to clients.", ["transport"], registry=self.registry
+            "tokens_streamed_total",
+            "Tokens sent to clients.",
+            ["transport"],
+            registry=self.registry,
         )
         self.generations = Counter(
-            "generations_total", "Generations by how they ended.", ["transport", "finish_reason"], registry=self.registry
+            "generations_total",
+            "Generations by how they ended.",
+            ["transport", "finish_reason"],
+            registry=self.registry,
         )
         self.time_to_first_token = Histogram(
             "time_to_first_token_seconds",

@@ -30,7 +30,8 @@ async def sse_events(events: AsyncIterator[ChatEvent], request_id: str) -> Async
     responses={
         200: {
             "description": (
-                "Named events: `token` (TokenMessage), `usage` (UsageMessage), `done` (DoneMessage) "
+                "Named events: `token` (TokenMessage), `usage` (UsageMessage), "
+                "`done` (DoneMessage) "
                 "and `error` (ErrorMessage); every event has an `id`. Comments (`: ping`) keep an "
                 "idle stream open."
             ),
@@ -44,7 +45,9 @@ async def sse_events(events: AsyncIterator[ChatEvent], request_id: str) -> Async
                             {"$ref": "#/components/schemas/ErrorMessage"},
                         ]
                     },
-                    "example": 'event: token\nid: 0\ndata: {"type":"token","index":0,"text":"Hello"}\n\n',
+                    "example": (
+                        'event: token\nid: 0\ndata: {"type":"token","index":0,"text":"Hi"}\n\n'
+                    ),
                 }
             },
         },
@@ -55,4 +58,6 @@ async def chat_stream(
     body: ChatRequest, core: ChatCore, settings: AppSettings, request_id: RequestId
 ) -> SSEResponse:
     events = core.stream(body, transport="sse")
-    return SSEResponse(sse_events(events, request_id), keepalive_seconds=settings.sse_keepalive_seconds)
+    return SSEResponse(
+        sse_events(events, request_id), keepalive_seconds=settings.sse_keepalive_seconds
+    )

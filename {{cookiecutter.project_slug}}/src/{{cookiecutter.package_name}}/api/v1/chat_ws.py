@@ -68,7 +68,9 @@ class ChatSocket:
             pass
         except KeyError:
             # receive_text() on a binary frame: the message has no "text".
-            await self.websocket.close(code=status.WS_1003_UNSUPPORTED_DATA, reason="text frames only")
+            await self.websocket.close(
+                code=status.WS_1003_UNSUPPORTED_DATA, reason="text frames only"
+            )
         finally:
             await self.stop_generation()
 
@@ -79,12 +81,16 @@ class ChatSocket:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
             await self.websocket.send_text(
-                _error("invalid_message", f"{where}: {first.get('msg', 'invalid')}", self.request_id)
+                _error(
+                    "invalid_message", f"{where}: {first.get('msg', 'invalid')}", self.request_id
+                )
             )
             return
         if isinstance(command, CancelCommand):
             if self.generation is None or self.generation.done():
-                await self.websocket.send_text(_error("nothing_to_cancel", "No generation is running.", self.request_id))
+                await self.websocket.send_text(
+                    _error("nothing_to_cancel", "No generation is running.", self.request_id)
+                )
             else:
                 await self.stop_generation()
                 await self.websocket.send_text('{"type":"done","finish_reason":"cancelled"}')
@@ -116,5 +122,3 @@ class ChatSocket:
 @router.websocket("/chat/ws")
 async def chat_ws(websocket: WebSocket, core: ChatCore, request_id: RequestId) -> None:
     await ChatSocket(websocket, core, request_id).run()
-
-

@@ -37,8 +37,13 @@ class DoneMessage(BaseModel):
 class ErrorMessage(BaseModel):
     type: Literal["error"] = Field(default="error", description="Event type.")
     code: str = Field(description="Machine-readable error code.", examples=["upstream_unavailable"])
-    message: str = Field(description="Human-readable explanation.", examples=["The model provider cannot be reached."])
-    request_id: str = Field(description="The request's ID.", examples=["0f8fad5b-d9cb-469f-a165-70867728950e"])
+    message: str = Field(
+        description="Human-readable explanation.",
+        examples=["The model provider cannot be reached."],
+    )
+    request_id: str = Field(
+        description="The request's ID.", examples=["0f8fad5b-d9cb-469f-a165-70867728950e"]
+    )
 
 
 StreamMessage = TokenMessage | UsageMessage | DoneMessage | ErrorMessage
@@ -60,4 +65,6 @@ def event_json(event: ChatEvent, request_id: str) -> str:
     if type(event) is DoneEvent:
         return f'{{"type":"done","finish_reason":"{event.finish_reason}"}}'
     assert isinstance(event, ErrorEvent)
-    return ErrorMessage(code=event.code, message=event.message, request_id=request_id).model_dump_json()
+    return ErrorMessage(
+        code=event.code, message=event.message, request_id=request_id
+    ).model_dump_json()

@@ -53,7 +53,8 @@ async def openai_chunks(
     # token would cost more than everything else on this path.
     token_head = f'data: {head}{{"index":0,"delta":{{"content":'.encode()
     token_tail = b'},"finish_reason":null}]}\n\n'
-    yield f'data: {head}{{"index":0,"delta":{{"role":"assistant","content":""}},"finish_reason":null}}]}}\n\n'.encode()
+    role = '{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}'
+    yield f"data: {head}{role}\n\n".encode()
     dumps = json.dumps
     usage_pending: bytes | None = None
     async for event in events:
@@ -71,11 +72,14 @@ async def openai_chunks(
         elif type(event) is DoneEvent:
             if event.finish_reason in ("stop", "length"):
                 reason = _finish(event.finish_reason)
-                yield f'data: {head}{{"index":0,"delta":{{}},"finish_reason":"{reason}"}}]}}\n\n'.encode()
+                last = f'{{"index":0,"delta":{{}},"finish_reason":"{reason}"}}]}}'
+                yield f"data: {head}{last}\n\n".encode()
                 if usage_pending is not None:
                     yield usage_pending
         elif isinstance(event, ErrorEvent):
-            error = {"error": {"code": event.code, "message": event.message, "request_id": request_id}}
+            error = {
+                "error": {"code": event.code, "message": event.message, "request_id": request_id}
+            }
             yield f"data: {json.dumps(error)}\n\n".encode()
     yield DONE_FRAME
 
@@ -109,7 +113,9 @@ async def create_chat_completion(
     if body.stream:
         # Wait for the first token before answering, so that a failure before it
         # is still a proper error status instead of a broken stream.
-        events = await unless_disconnected(request, core.open_stream(chat_request, transport="openai"))
+        events = await unless_disconnected(
+            request, core.open_stream(chat_request, transport="openai")
+        )
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         frames = openai_chunks(
             events,

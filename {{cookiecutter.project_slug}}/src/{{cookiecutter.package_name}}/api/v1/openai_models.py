@@ -54,24 +54,37 @@ class ChatCompletionRequest(BaseModel):
         examples=[[{"role": "user", "content": "Write a haiku about streams."}]],
     )
     max_tokens: int | None = Field(
-        default=None, ge=1, le=32_768, description="Deprecated OpenAI name of max_completion_tokens.",
+        default=None,
+        ge=1,
+        le=32_768,
+        description="Deprecated OpenAI name of max_completion_tokens.",
         examples=[16],
     )
     max_completion_tokens: int | None = Field(
         default=None, ge=1, le=32_768, description="Upper bound on generated tokens.", examples=[16]
     )
-    temperature: float | None = Field(default=None, ge=0, le=2, description="Sampling temperature.", examples=[0.7])
-    n: int = Field(default=1, ge=1, le=1, description="Number of choices; only 1 is supported.", examples=[1])
-    stream: bool = Field(default=False, description="Stream the answer as SSE chunks.", examples=[True])
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature.", examples=[0.7]
+    )
+    n: int = Field(
+        default=1, ge=1, le=1, description="Number of choices; only 1 is supported.", examples=[1]
+    )
+    stream: bool = Field(
+        default=False, description="Stream the answer as SSE chunks.", examples=[True]
+    )
     stream_options: StreamOptions | None = Field(
         default=None, description="Streaming options.", examples=[{"include_usage": True}]
     )
-    user: str | None = Field(default=None, max_length=256, description="End-user identifier.", examples=["user-42"])
+    user: str | None = Field(
+        default=None, max_length=256, description="End-user identifier.", examples=["user-42"]
+    )
 
     def to_core(self) -> ChatRequest:
         return ChatRequest(
             messages=[
-                Message(role=Role.system if m.role == "developer" else Role(m.role), content=m.text())
+                Message(
+                    role=Role.system if m.role == "developer" else Role(m.role), content=m.text()
+                )
                 for m in self.messages
             ],
             model=self.model,
@@ -81,14 +94,18 @@ class ChatCompletionRequest(BaseModel):
 
 
 class AssistantMessage(BaseModel):
-    role: Literal["assistant"] = Field(default="assistant", description="Always `assistant`.", examples=["assistant"])
+    role: Literal["assistant"] = Field(
+        default="assistant", description="Always `assistant`.", examples=["assistant"]
+    )
     content: str = Field(description="The generated text.", examples=["Streams carry tokens"])
 
 
 class Choice(BaseModel):
     index: int = Field(description="Always 0.", examples=[0])
     message: AssistantMessage = Field(description="The answer.")
-    finish_reason: Literal["stop", "length"] = Field(description="Why generation ended.", examples=["length"])
+    finish_reason: Literal["stop", "length"] = Field(
+        description="Why generation ended.", examples=["length"]
+    )
 
 
 class Usage(BaseModel):
@@ -101,7 +118,9 @@ class ChatCompletion(BaseModel):
     """A whole answer (`stream: false`)."""
 
     id: str = Field(description="Completion ID.", examples=["chatcmpl-3f1c9a"])
-    object: Literal["chat.completion"] = Field(default="chat.completion", description="Object type.")
+    object: Literal["chat.completion"] = Field(
+        default="chat.completion", description="Object type."
+    )
     created: int = Field(description="Unix time of creation.", examples=[1767225600])
     model: str = Field(description="Model that answered.", examples=["fake-echo-1"])
     choices: list[Choice] = Field(description="Exactly one choice.")
@@ -109,8 +128,12 @@ class ChatCompletion(BaseModel):
 
 
 class ChunkDelta(BaseModel):
-    role: Literal["assistant"] | None = Field(default=None, description="Set on the first chunk only.")
-    content: str | None = Field(default=None, description="The next piece of text.", examples=[" streams"])
+    role: Literal["assistant"] | None = Field(
+        default=None, description="Set on the first chunk only."
+    )
+    content: str | None = Field(
+        default=None, description="The next piece of text.", examples=[" streams"]
+    )
 
 
 class ChunkChoice(BaseModel):
@@ -120,10 +143,17 @@ class ChunkChoice(BaseModel):
 
 
 class ChatCompletionChunk(BaseModel):
-    """One `data:` line of a streamed answer (`stream: true`); the stream ends with `data: [DONE]`."""
+    """One `data:` line of a streamed answer (`stream: true`).
 
-    id: str = Field(description="Completion ID, the same in every chunk.", examples=["chatcmpl-3f1c9a"])
-    object: Literal["chat.completion.chunk"] = Field(default="chat.completion.chunk", description="Object type.")
+    The stream ends with `data: [DONE]`.
+    """
+
+    id: str = Field(
+        description="Completion ID, the same in every chunk.", examples=["chatcmpl-3f1c9a"]
+    )
+    object: Literal["chat.completion.chunk"] = Field(
+        default="chat.completion.chunk", description="Object type."
+    )
     created: int = Field(description="Unix time of creation.", examples=[1767225600])
     model: str = Field(description="Model that answers.", examples=["fake-echo-1"])
     choices: list[ChunkChoice] = Field(description="One choice, or none in the usage chunk.")
