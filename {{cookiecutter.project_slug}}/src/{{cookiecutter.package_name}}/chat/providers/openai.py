@@ -130,7 +130,11 @@ class OpenAIProvider:
                 delay: float | None = None
                 try:
                     async with self._client.stream(
-                        "POST", self._url, json=payload, headers=self._headers, timeout=self._timeout
+                        "POST",
+                        self._url,
+                        json=payload,
+                        headers=self._headers,
+                        timeout=self._timeout,
                     ) as response:
                         opened = True
                         if response.status_code != 200:
@@ -151,6 +155,9 @@ class OpenAIProvider:
                                 if not line.startswith("data:"):
                                     continue
                                 data = line[5:].strip()
+                                if not data:
+                                    # Some proxies send empty events as keep-alives.
+                                    continue
                                 if data == "[DONE]":
                                     parser.done = True
                                     break
@@ -254,7 +261,8 @@ def _payload(params: GenerationParams) -> dict[str, Any]:
 
 
 def _is_json(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").startswith("application/json")
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("application/json")
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
@@ -285,7 +293,9 @@ async def _read_json(response: httpx.Response) -> list[ProviderChunk]:
     if isinstance(usage, dict) and (parsed := _usage(usage)) is not None:
         chunks.append(parsed)
     reason = choice.get("finish_reason")
-    chunks.append(ProviderFinish(_FINISH_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop"))
+    chunks.append(
+        ProviderFinish(_FINISH_REASONS.get(reason, "stop") if isinstance(reason, str) else "stop")
+    )
     return chunks
 
 
@@ -328,7 +338,9 @@ async def _status_error(response: httpx.Response) -> tuple[ChatError, float | No
     error: ChatError
     if status == 429:
         error = UpstreamRateLimited(retry_after=retry_after)
-    elif status in (400, 413, 422) and any(m in f"{code} {message}".lower() for m in _CONTEXT_MARKERS):
+    elif status in (400, 413, 422) and any(
+        m in f"{code} {message}".lower() for m in _CONTEXT_MARKERS
+    ):
         error = ContextTooLong()
     elif status in (400, 422):
         # The core has validated the request, so what the upstream still refuses
@@ -391,6 +403,6 @@ def _retry_after(headers: httpx.Headers) -> float | None:
 def _backoff(attempt: int, at_least: float | None) -> float:
     # Jitter spreads the retries of many streams that failed together, so they do
     # not hit a recovering upstream in one wave.
-    ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1))
+    ceiling = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0 ** (attempt - 1))
     jittered = ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
     return max(jittered, at_least or 0.0)
