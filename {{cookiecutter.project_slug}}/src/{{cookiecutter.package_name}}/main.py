@@ -71,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Middleware, innermost first (each add_middleware wraps what is already there).
     app.add_middleware(ErrorBoundaryMiddleware)
-    app.add_middleware(RateLimitMiddleware, settings=settings, limiter=limiter, api_prefix=API_PREFIX)
+    app.add_middleware(
+        RateLimitMiddleware, settings=settings, limiter=limiter, api_prefix=API_PREFIX
+    )
     app.add_middleware(ApiKeyMiddleware, settings=settings, api_prefix=API_PREFIX)
     app.add_middleware(CORSMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware, max_size=settings.max_request_size)

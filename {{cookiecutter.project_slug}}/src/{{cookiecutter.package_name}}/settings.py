@@ -11,7 +11,14 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 from limits import parse as parse_limit
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Environment = Literal["development", "test", "production"]
@@ -87,7 +94,8 @@ class Settings(BaseSettings):
 
     # --- API keys -----------------------------------------------------------
     # Entries "id:secret" or "id:secret:tier"; secrets are kept only as HMAC digests.
-    api_keys: CommaList = []
+    # Left out of repr() so that printing the settings never shows a key.
+    api_keys: CommaList = Field(default=[], repr=False)
     api_key_revoked: CommaList = []
     # Tier limits as "tier=limit" pairs, e.g. "gold=6000/minute".
     api_key_tiers: CommaList = []
@@ -137,6 +145,17 @@ class Settings(BaseSettings):
                 raise ValueError("each API key entry must be 'id:secret' or 'id:secret:tier'")
             if len(parts[1]) < 16:
                 raise ValueError(f"API key {parts[0]!r} is shorter than 16 characters")
+        return value
+
+    @field_validator("api_key_tiers")
+    @classmethod
+    def _tiers_cover_keys(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # A mistyped tier would silently fall back to RATE_LIMIT_USER.
+        tiers = {pair.partition("=")[0].strip() for pair in value}
+        for entry in info.data.get("api_keys", []):
+            parts = entry.split(":")
+            if len(parts) == 3 and parts[2].strip() and parts[2].strip() not in tiers:
+                raise ValueError(f"API key {parts[0]!r} has undefined tier {parts[2]!r}")
         return value
 
     @field_validator("cors_origins")

@@ -16,6 +16,14 @@ from ..chat.service import GenerationRecord
 from ..settings import Settings
 
 
+def drop_color_message(
+    logger: object, method_name: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Drop the ANSI-coloured copy of each message that uvicorn adds for its own formatter."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def configure_logging(settings: Settings) -> None:
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -23,6 +31,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.stdlib.ExtraAdder(),
+        drop_color_message,
     ]
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()

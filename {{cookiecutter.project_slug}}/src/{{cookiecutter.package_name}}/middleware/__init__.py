@@ -1,0 +1,93 @@
+"""Pure ASGI middleware and the few helpers they share.
+
+Each middleware is a class whose ``__call__`` wraps ``send``/``receive`` only as
+far as it must; nothing here runs the app in another task or buffers a
+response, so streamed tokens pass every layer once with no extra awaits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.types import Message, Scope, Send
+
+from ..errors import send_error
+
+# Close codes for a WebSocket refused by a server without the denial-response
+# extension: 1008 policy violation, 1011 internal error.
+WS_POLICY_VIOLATION = 1008
+WS_INTERNAL_ERROR = 1011
+
+
+def state_of(scope: Scope) -> dict[str, Any]:
+    """``scope["state"]``, created when the server did not provide one."""
+    state: dict[str, Any] | None = scope.get("state")
+    if state is None:
+        state = scope["state"] = {}
+    return state
+
+
+def request_id_of(scope: Scope) -> str:
+    state = scope.get("state")
+    value = state.get("request_id") if state is not None else None
+    return value if isinstance(value, str) else ""
+
+
+def get_header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a request header; ``name`` in lower case."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def get_joined_header(scope: Scope, name: bytes) -> bytes | None:
+    """Every value of a list-valued header joined with commas, as RFC 9110 allows."""
+    values = [bytes(value) for key, value in scope["headers"] if key == name]
+    if not values:
+        return None
+    return b",".join(values)
+
+
+def in_prefix(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _as_websocket_denial(send: Send) -> Send:
+    async def denial_send(message: Message) -> None:
+        await send({**message, "type": "websocket." + message["type"]})
+
+    return denial_send
+
+
+async def deny(
+    scope: Scope,
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """Refuse an HTTP request or a WebSocket handshake with the standard error body.
+
+    A WebSocket gets the same JSON as an HTTP response when the server supports
+    the denial-response extension (uvicorn does); otherwise it is closed before
+    being accepted, with a close code instead of a body.
+    """
+    request_id = request_id_of(scope)
+    if scope["type"] == "http":
+        await send_error(send, status, code, message, request_id, headers)
+        return
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        await send_error(_as_websocket_denial(send), status, code, message, request_id, headers)
+        return
+    close_code = WS_INTERNAL_ERROR if status >= 500 else WS_POLICY_VIOLATION
+    # The close reason must fit in a control frame (123 bytes).
+    await send(
+        {
+            "type": "websocket.close",
+            "code": close_code,
+            "reason": message.encode()[:123].decode(errors="ignore"),
+        }
+    )

@@ -1,0 +1,123 @@
+"""Request rate limits and the concurrent-stream cap for ``/api/v1``, HTTP and WebSocket.
+
+Runs after authentication, so a caller with a Principal is limited by its own
+key (``key:<id>``/``user:<id>``) and anonymous callers by client address.
+Every limited response carries ``RateLimit-Policy`` and ``RateLimit``; a
+refusal adds ``Retry-After``. Generation routes also take one of the caller's
+stream slots before the app runs and give it back when the ASGI call returns,
+which is when the stream ended or the client left. WebSocket handshakes are
+refused before they are accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..auth.principal import get_principal
+from ..ratelimit.base import RateLimiter
+from ..ratelimit.policy import RateLimitPolicy
+from ..settings import Settings
+from . import deny, get_joined_header, in_prefix, state_of
+
+STREAM_ROUTES = ("/chat/stream", "/chat/completions", "/chat/ws")
+FORWARDED_FOR = b"x-forwarded-for"
+# The first message of a response, or of an accepted or refused WebSocket handshake.
+HEADER_MESSAGES = frozenset(
+    {"http.response.start", "websocket.accept", "websocket.http.response.start"}
+)
+
+log = structlog.get_logger("ratelimit")
+
+
+class RateLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        limiter: RateLimiter,
+        api_prefix: str,
+        stream_routes: Iterable[str] = STREAM_ROUTES,
+    ) -> None:
+        self.app = app
+        self.policy = RateLimitPolicy.from_settings(settings, limiter)
+        self.api_prefix = api_prefix
+        self.stream_paths = frozenset(api_prefix + route for route in stream_routes)
+        self.read_forwarded = bool(self.policy.trusted_proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            not self.policy.enabled
+            or scope["type"] not in ("http", "websocket")
+            or not in_prefix(scope["path"], self.api_prefix)
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        policy = self.policy
+        path: str = scope["path"]
+        client = scope.get("client")
+        forwarded = get_joined_header(scope, FORWARDED_FOR) if self.read_forwarded else None
+        caller = policy.caller(
+            get_principal(scope),
+            client[0] if client else None,
+            forwarded.decode("latin-1") if forwarded is not None else None,
+        )
+        state_of(scope)["client_ip"] = caller.ip
+
+        verdict = await policy.check(caller, path)
+        limit_headers = verdict.headers()
+        if not verdict.allowed:
+            seconds = verdict.retry_after_seconds
+            log.info(
+                "ratelimit.refused",
+                caller=caller.key,
+                policy=verdict.quota.name,
+                retry_after=seconds,
+            )
+            await deny(
+                scope,
+                send,
+                429,
+                "rate_limited",
+                f"Too many requests; retry after {seconds} seconds.",
+                limit_headers,
+            )
+            return
+
+        started = False
+
+        async def send_with_limits(message: Message) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                kind = message["type"]
+                if kind in HEADER_MESSAGES:
+                    message["headers"] = [*message.get("headers", ()), *limit_headers]
+            await send(message)
+
+        if path not in self.stream_paths:
+            await self.app(scope, receive, send_with_limits)
+            return
+
+        lease = await policy.open_stream(caller)
+        if lease is None:
+            log.info(
+                "ratelimit.too_many_streams", caller=caller.key, max_streams=policy.max_streams
+            )
+            await deny(
+                scope,
+                send,
+                429,
+                "too_many_streams",
+                f"At most {policy.max_streams} concurrent streams are allowed; close one first.",
+                [*limit_headers, (b"retry-after", b"1")],
+            )
+            return
+        try:
+            await self.app(scope, receive, send_with_limits)
+        finally:
+            await policy.close_stream(lease)

@@ -1,0 +1,20 @@
+"""Rate limits and the concurrent-stream cap, behind one small async interface.
+
+``base`` is the interface a backend implements (in memory here, Redis later);
+``policy`` turns settings and a caller into quotas and is the entry point for
+every transport (the HTTP middleware today, gRPC and GraphQL later).
+"""
+
+from .base import Decision, Lease, Quota, RateLimiter
+from .policy import Caller, RateLimitPolicy, TooManyStreams, Verdict
+
+__all__ = [
+    "Caller",
+    "Decision",
+    "Lease",
+    "Quota",
+    "RateLimitPolicy",
+    "RateLimiter",
+    "TooManyStreams",
+    "Verdict",
+]

@@ -1,0 +1,17 @@
+"""Pick the rate-limit backend from the settings."""
+
+from __future__ import annotations
+
+from ..settings import Settings
+from .base import RateLimiter
+from .token_bucket import InMemoryRateLimiter
+
+
+def build_rate_limiter(settings: Settings) -> RateLimiter:
+    """The in-process token-bucket backend.
+
+    Its limits are per process: with N workers a caller gets up to N times the
+    configured rate. A shared backend (Redis) implements ``base.RateLimiter`` and
+    is chosen here when configured.
+    """
+    return InMemoryRateLimiter(max_keys=settings.rate_limit_max_callers)

@@ -1,0 +1,171 @@
+"""API keys: required on /api/v1 when configured, stored only as digests, with tiers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from {{cookiecutter.package_name}}.auth.api_keys import ApiKeyStore
+from {{cookiecutter.package_name}}.main import create_app
+from {{cookiecutter.package_name}}.middleware.api_key import ApiKeyMiddleware
+from {{cookiecutter.package_name}}.settings import ConfigurationError, load_settings
+
+# isort: split
+# Test helpers come after the package, whatever the package is named.
+from conftest import SettingsFactory, running
+from stack_helpers import (
+    add_test_routes,
+    assert_error_shape,
+    assert_security_headers,
+    captured_logs,
+    serving,
+)
+
+ALICE = "alice-0123456789abcdef"  # gold tier
+BOB = "bob-fedcba9876543210xyz"  # no tier: RATE_LIMIT_USER
+CAROL = "carol-revoked-000000000"
+PEPPER = "test-pepper-not-for-production"
+KEYS = {
+    "api_keys": f"alice:{ALICE}:gold,bob:{BOB},carol:{CAROL}",
+    "api_key_revoked": "carol",
+    "api_key_tiers": "gold=5/hour",
+    "api_key_pepper": PEPPER,
+    "rate_limit_user": "3/hour",
+    "rate_limit_ip": "100/hour",
+    "log_format": "json",
+}
+
+
+@pytest.fixture
+async def keyed(make_settings: SettingsFactory) -> Any:
+    async with running(add_test_routes(create_app(make_settings(**KEYS)))) as http:
+        yield http
+
+
+def key(secret: str) -> dict[str, str]:
+    return {"X-API-Key": secret}
+
+
+async def test_good_key_passes_and_sets_the_principal(keyed: httpx.AsyncClient) -> None:
+    response = await keyed.get("/api/v1/test/whoami", headers=key(BOB))
+    assert response.status_code == 200
+    assert response.json()["principal"] == "bob"
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "required"),
+        (key("wrong-key-0000000000000"), "not valid"),
+        (key(ALICE + "x"), "not valid"),
+        (key(""), "not valid"),
+        (key(CAROL), "revoked"),
+    ],
+)
+async def test_missing_bad_and_revoked_keys_are_401(
+    keyed: httpx.AsyncClient, headers: dict[str, str], message: str
+) -> None:
+    response = await keyed.get("/api/v1/models", headers=headers)
+    body = assert_error_shape(response, 401, "unauthorized")
+    assert message in body["message"]
+    assert response.headers["www-authenticate"].startswith("ApiKey")
+    assert_security_headers(response)
+
+
+@pytest.mark.parametrize("query", [f"api_key={BOB}", f"key={BOB}", "API_KEY=x"])
+async def test_key_in_the_query_string_is_refused(keyed: httpx.AsyncClient, query: str) -> None:
+    # Refused even with a valid header: the URL already leaked the key into logs.
+    response = await keyed.get(f"/api/v1/models?{query}", headers=key(BOB))
+    body = assert_error_shape(response, 400, "api_key_in_url")
+    assert "header" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json"]
+)
+async def test_health_metrics_and_docs_need_no_key(keyed: httpx.AsyncClient, path: str) -> None:
+    assert (await keyed.get(path)).status_code == 200
+
+
+async def test_tiers_and_per_key_buckets(keyed: httpx.AsyncClient) -> None:
+    gold = [await keyed.get("/api/v1/models", headers=key(ALICE)) for _ in range(6)]
+    assert [r.status_code for r in gold] == [200] * 5 + [429]
+    assert gold[0].headers["ratelimit-policy"] == '"gold";q=5;w=3600'
+    # Bob is limited by RATE_LIMIT_USER in his own bucket, from the same address.
+    plain = [await keyed.get("/api/v1/models", headers=key(BOB)) for _ in range(4)]
+    assert [r.status_code for r in plain] == [200] * 3 + [429]
+    assert plain[0].headers["ratelimit-policy"] == '"user";q=3;w=3600'
+
+
+async def test_logs_name_the_key_but_never_show_it(make_settings: SettingsFactory) -> None:
+    app = add_test_routes(create_app(make_settings(**KEYS)))
+    with captured_logs() as logs:
+        async with running(app) as http:
+            await http.get("/api/v1/test/whoami", headers=key(ALICE))
+            await http.get("/api/v1/models", headers=key("zzzz-unknown-key-1234567"))
+            await http.get("/api/v1/models", headers=key(CAROL))
+    ok, unknown, _ = logs.events("request")
+    assert ok["principal"] == "alice"
+    assert unknown["principal"] is None
+    unknown_line, revoked_line = logs.events("api_key.rejected")
+    assert unknown_line["reason"] == "unknown"
+    assert unknown_line["key_prefix"] == "zzzz..."
+    assert revoked_line["reason"] == "revoked"
+    assert revoked_line["key_id"] == "carol"
+    everything = json.dumps(logs.lines)
+    for secret in (ALICE, CAROL, "zzzz-unknown-key-1234567"):
+        assert secret not in everything
+
+
+async def test_only_digests_are_kept(make_settings: SettingsFactory) -> None:
+    app = create_app(make_settings(**KEYS))
+    async with running(app) as http:
+        await http.get("/healthz")
+    layer: Any = app.middleware_stack
+    while not isinstance(layer, ApiKeyMiddleware):
+        layer = layer.app
+    store = layer.store
+    assert isinstance(store, ApiKeyStore)
+    digest = hmac.new(PEPPER.encode(), BOB.encode(), hashlib.sha256).digest()
+    stored = {item.id: item for item in store._keys}
+    assert stored["bob"].digest == digest
+    assert stored["alice"].tier == "gold"
+    assert stored["carol"].revoked
+    assert all(BOB not in repr(value) for value in vars(layer).values())
+    assert BOB not in repr(store._keys)
+    assert BOB not in repr(app.state.settings)
+
+
+async def test_websocket_handshake_needs_a_key(make_settings: SettingsFactory) -> None:
+    app = create_app(make_settings(**KEYS))
+    async with serving(app) as server:
+        url = f"{server.ws_url}/api/v1/chat/ws"
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(url, proxy=None):
+                pass
+        assert refused.value.response.status_code == 401
+        assert json.loads(refused.value.response.body or b"")["code"] == "unauthorized"
+        async with websockets.connect(url, additional_headers=key(BOB), proxy=None) as ws:
+            assert ws.response is not None
+            assert ws.response.headers["ratelimit-policy"] == '"user";q=3;w=3600'
+
+
+async def test_without_configured_keys_the_api_is_open(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/v1/models")).status_code == 200
+    assert (await client.get("/api/v1/models?key=whatever")).status_code == 200
+
+
+def test_a_key_tier_must_be_defined() -> None:
+    with pytest.raises(
+        ConfigurationError, match="API_KEY_TIERS: API key 'alice' has undefined tier 'platinum'"
+    ):
+        load_settings(
+            _env_file=None, api_keys=f"alice:{ALICE}:platinum", api_key_tiers="gold=5/hour"
+        )
