@@ -11,13 +11,14 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
 
 from .chat.service import ChatService
+from .wiring import Wiring
 
 SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 
@@ -43,24 +44,22 @@ def drain_on_sigterm(service: ChatService) -> Callable[[], None]:
     return undo
 
 
-Hook = Callable[[FastAPI], Any]
-
-
-def build_lifespan(startup: list[Hook], shutdown: list[Hook]) -> Callable[[FastAPI], Any]:
-    """A lifespan that runs async hooks in order on start and in reverse on stop."""
+def build_lifespan(wiring: Wiring) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Run the rate limiter's and every feature's hooks: start-up in order, shutdown reversed."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service: ChatService = app.state.chat_service
-        undo = drain_on_sigterm(service)
+        undo = drain_on_sigterm(wiring.service)
         try:
-            for hook in startup:
+            await wiring.limiter.start(app)
+            for hook in wiring.startup:
                 await hook(app)
             yield
         finally:
-            service.begin_shutdown()
-            for hook in reversed(shutdown):
+            wiring.service.begin_shutdown()
+            for hook in reversed(wiring.shutdown):
                 await hook(app)
+            await wiring.limiter.stop(app)
             undo()
 
     return lifespan

@@ -101,6 +101,19 @@ class Settings(BaseSettings):
     api_key_tiers: CommaList = []
     api_key_pepper: SecretStr = SecretStr("dev-only-pepper-change-me")
 
+{%- if cookiecutter.use_redis %}
+    # --- redis (use_redis) ---------------------------------------------------
+{%- endif %}
+{%- if cookiecutter.use_jwt %}
+    # --- jwt (use_jwt) ---------------------------------------------------
+{%- endif %}
+{%- if cookiecutter.use_grpc %}
+    # --- grpc (use_grpc) ---------------------------------------------------
+{%- endif %}
+{%- if cookiecutter.use_graphql %}
+    # --- graphql (use_graphql) ---------------------------------------------------
+{%- endif %}
+
     _split = field_validator(
         "cors_origins",
         "rate_limit_routes",
@@ -187,6 +200,7 @@ class Settings(BaseSettings):
             ):
                 raise ValueError("API_KEY_PEPPER must be set to a secret value in production")
         return self
+
 
     @property
     def is_production(self) -> bool:
