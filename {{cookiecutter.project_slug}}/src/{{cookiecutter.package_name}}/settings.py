@@ -201,7 +201,6 @@ class Settings(BaseSettings):
                 raise ValueError("API_KEY_PEPPER must be set to a secret value in production")
         return self
 
-
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
