@@ -11,6 +11,8 @@ from .api.v1.router import router as v1_router
 {%- if cookiecutter.use_jwt %}
 from .auth import jwt_feature
 {%- endif %}
+from .auth.api_keys import ApiKeyStore
+from .auth.authenticators import ApiKeyAuthenticator, Authenticator
 from .chat.providers.factory import build_provider
 from .chat.service import ChatService
 from .errors import install_error_handlers
@@ -55,6 +57,17 @@ FEATURES.append(graphql_feature.install)
 {%- endif %}
 
 
+def api_key_authenticators(settings: Settings) -> list[Authenticator]:
+    if not settings.api_keys:
+        return []
+    store = ApiKeyStore(
+        settings.api_keys,
+        pepper=settings.api_key_pepper.get_secret_value().encode(),
+        revoked=settings.api_key_revoked,
+    )
+    return [ApiKeyAuthenticator(store)]
+
+
 async def _close_provider(app: FastAPI) -> None:
     service: ChatService = app.state.chat_service
     await service.provider.aclose()
@@ -80,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter=build_rate_limiter(settings),
         api_prefix=API_PREFIX,
         shutdown=[_close_provider],
+        authenticators=api_key_authenticators(settings),
     )
     app = FastAPI(
         title=settings.app_name,

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from .auth.authenticators import Authenticator
 from .chat.service import ChatService
 from .observability.metrics import Metrics
 from .ratelimit.base import RateLimiter
@@ -42,6 +43,8 @@ class Wiring:
     shutdown: list[Hook] = field(default_factory=list)
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
     auth_layers: list[AuthLayer] = field(default_factory=list)
+    # For transports without HTTP middleware (gRPC, GraphQL over WebSocket).
+    authenticators: list[Authenticator] = field(default_factory=list)
 
 
 FeatureInstaller = Callable[[FastAPI, Wiring], None]
