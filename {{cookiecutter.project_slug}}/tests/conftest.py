@@ -26,6 +26,10 @@ TEST_DEFAULTS: dict[str, Any] = {
     "max_concurrent_streams": 1000,
 }
 
+# Credentials every test client sends. Empty unless the generated project
+# requires authentication on /api/v1 (then a feature fills it below).
+AUTH_HEADERS: dict[str, str] = {}
+
 SettingsFactory = Callable[..., Settings]
 
 
@@ -42,7 +46,9 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan, behind an in-process HTTP client."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=AUTH_HEADERS
+        ) as client:
             yield client
 
 
@@ -85,6 +91,11 @@ class LiveServer:
             )
         )
         self.task: asyncio.Task[None] | None = None
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Credentials a client of this server should send."""
+        return dict(AUTH_HEADERS)
 
     @property
     def url(self) -> str:
