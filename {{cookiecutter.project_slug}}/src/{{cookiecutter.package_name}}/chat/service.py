@@ -60,6 +60,26 @@ class Completion:
 
 
 @dataclass(slots=True)
+class _Failures:
+    """Whether a generation's failure is raised (before a transport has answered) or sent."""
+
+    raise_them: bool
+
+
+@dataclass(slots=True)
+class StartedStream:
+    """A generation whose first event has arrived, and the rest of its events."""
+
+    first: ChatEvent
+    rest: AsyncIterator[ChatEvent]
+
+    async def iterate(self) -> AsyncIterator[ChatEvent]:
+        yield self.first
+        async for event in self.rest:
+            yield event
+
+
+@dataclass(slots=True)
 class _Counters:
     active: int = 0
     observers: list[GenerationObserver] = field(default_factory=list)
@@ -112,23 +132,30 @@ class ChatService:
 
     def stream(self, request: ChatRequest, *, transport: str) -> AsyncIterator[ChatEvent]:
         """Events of one generation; a failure arrives as an ``ErrorEvent`` then ``done``."""
-        return self._guarded(None, self._events(request, transport))
+        return self._events(request, transport, _Failures(raise_them=False))
 
-    async def open_stream(
-        self, request: ChatRequest, *, transport: str
-    ) -> AsyncIterator[ChatEvent]:
+    async def start_stream(self, request: ChatRequest, *, transport: str) -> StartedStream:
         """Start a generation and wait for its first event.
 
         A failure before the first event raises ``ChatError``, so a transport can
         still answer with a plain error status; later failures arrive as events.
         """
-        events = self._events(request, transport)
+        failures = _Failures(raise_them=True)
+        events = self._events(request, transport, failures)
         try:
             first = await anext(events)
         except BaseException:
             await events.aclose()
             raise
-        return self._guarded(first, events)
+        failures.raise_them = False
+        return StartedStream(first, events)
+
+    async def open_stream(
+        self, request: ChatRequest, *, transport: str
+    ) -> AsyncIterator[ChatEvent]:
+        """Like ``start_stream``, as one iterator that begins with the first event."""
+        started = await self.start_stream(request, transport=transport)
+        return started.iterate()
 
     async def complete(self, request: ChatRequest, *, transport: str) -> Completion:
         """Run a generation to the end and return the whole text; raises ``ChatError``."""
@@ -136,7 +163,7 @@ class ChatService:
         usage = UsageEvent(prompt_tokens=0, completion_tokens=0)
         finish: FinishReason = "stop"
         params_model = self.params(request).model
-        async for event in self._events(request, transport):
+        async for event in self._events(request, transport, _Failures(raise_them=True)):
             if isinstance(event, TokenEvent):
                 parts.append(event.text)
             elif isinstance(event, UsageEvent):
@@ -149,24 +176,17 @@ class ChatService:
             text="".join(parts), usage=usage, finish_reason=finish, model=params_model
         )
 
-    @staticmethod
-    async def _guarded(
-        first: ChatEvent | None, events: AsyncIterator[ChatEvent]
-    ) -> AsyncIterator[ChatEvent]:
-        try:
-            if first is not None:
-                yield first
-            async for event in events:
-                yield event
-        except ChatError as exc:
-            yield ErrorEvent(code=exc.code, message=exc.message)
-            yield DoneEvent(finish_reason="error")
-
     async def _events(
-        self, request: ChatRequest, transport: str
+        self, request: ChatRequest, transport: str, failures: _Failures
     ) -> AsyncGenerator[ChatEvent, None]:
+        # One generator from provider chunks to events, errors included: every
+        # layer of async generator costs about a microsecond per token.
         if self._shutdown.is_set():
-            raise ServiceShuttingDown()
+            if failures.raise_them:
+                raise ServiceShuttingDown()
+            yield ErrorEvent(ServiceShuttingDown.code, ServiceShuttingDown.default_message)
+            yield DoneEvent(finish_reason="error")
+            return
         params = self.params(request)
         record = GenerationRecord(transport=transport, model=params.model)
         loop = asyncio.get_running_loop()
@@ -177,6 +197,7 @@ class ChatService:
         for observer in self._state.observers:
             observer.generation_started(transport)
         usage: ProviderUsage | None = None
+        failure: ChatError | None = None
         index = 0
         try:
             try:
@@ -213,9 +234,7 @@ class ChatService:
             )
             yield DoneEvent(finish_reason=record.finish_reason)
         except ChatError as exc:
-            record.finish_reason = "error"
-            record.error_code = exc.code
-            raise
+            failure = exc
         except (asyncio.CancelledError, GeneratorExit):
             record.finish_reason = "cancelled"
             raise
@@ -223,13 +242,20 @@ class ChatService:
             # Anything unexpected from a provider is logged with its trace here and
             # reaches the client only as a generic error.
             logger.exception("provider failed", extra={"provider": self.provider.name})
-            record.finish_reason = "error"
-            record.error_code = ChatError.code
-            raise ChatError() from exc
+            failure = ChatError()
+            failure.__cause__ = exc
         finally:
             self._state.active -= 1
             record.tokens = index
             record.duration = loop.time() - started
+            if failure is not None:
+                record.finish_reason = "error"
+                record.error_code = failure.code
             await chunks.aclose()
             for observer in self._state.observers:
                 observer.observe_generation(record)
+        if failure is not None:
+            if failures.raise_them:
+                raise failure
+            yield ErrorEvent(code=failure.code, message=failure.message)
+            yield DoneEvent(finish_reason="error")

@@ -3,6 +3,9 @@
 Each middleware is a class whose ``__call__`` wraps ``send``/``receive`` only as
 far as it must; nothing here runs the app in another task or buffers a
 response, so streamed tokens pass every layer once with no extra awaits.
+The ``send`` wrappers are plain functions that return the inner ``send``'s
+awaitable instead of coroutines that await it: a stream calls them once per
+token, and a coroutine frame per layer was most of what the stack cost.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ A header the route already set wins (Server-Sent Events set their own
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -85,7 +85,8 @@ class SecurityHeadersMiddleware:
         defaults = self.docs_headers if self._is_docs(scope["path"]) else self.api_headers
         started = False
 
-        async def send_with_headers(message: Message) -> None:
+        # A plain function returning send's awaitable: no coroutine frame per token.
+        def send_with_headers(message: Message) -> Awaitable[None]:
             nonlocal started
             if not started:
                 kind = message["type"]
@@ -95,6 +96,6 @@ class SecurityHeadersMiddleware:
                     started = True
                 elif kind.startswith("websocket."):
                     started = True
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_headers)

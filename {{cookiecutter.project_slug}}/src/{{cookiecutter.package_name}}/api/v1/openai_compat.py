@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from json.encoder import encode_basestring_ascii
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -29,59 +29,58 @@ from .openai_models import (
 router = APIRouter(tags=["openai"])
 
 DONE_FRAME = b"data: [DONE]\n\n"
+TOKEN_TAIL = b'},"finish_reason":null}]}\n\n'
 
 
 def _finish(reason: str) -> str:
     return "length" if reason == "length" else "stop"
 
 
-async def openai_chunks(
-    events: AsyncIterator[ChatEvent],
-    *,
-    completion_id: str,
-    model: str,
-    include_usage: bool,
-    request_id: str,
-) -> AsyncIterator[bytes]:
-    """Core events as OpenAI ``chat.completion.chunk`` frames, ending with ``[DONE]``."""
-    created = int(time.time())
-    head = (
-        f'{{"id":"{completion_id}","object":"chat.completion.chunk","created":{created},'
-        f'"model":{json.dumps(model)},"choices":['
-    )
-    # The per-token frame is built from fixed pieces: serialising a model per
-    # token would cost more than everything else on this path.
-    token_head = f'data: {head}{{"index":0,"delta":{{"content":'.encode()
-    token_tail = b'},"finish_reason":null}]}\n\n'
-    role = '{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}'
-    yield f"data: {head}{role}\n\n".encode()
-    dumps = json.dumps
-    usage_pending: bytes | None = None
-    async for event in events:
+class OpenAIChunks:
+    """Core events as OpenAI ``chat.completion.chunk`` frames.
+
+    ``preamble`` is the role chunk that opens the stream and ``DONE_FRAME`` ends
+    it; ``format`` turns each event into its frame(s).
+    """
+
+    def __init__(
+        self, *, completion_id: str, model: str, include_usage: bool, request_id: str
+    ) -> None:
+        created = int(time.time())
+        self.head = (
+            f'{{"id":"{completion_id}","object":"chat.completion.chunk","created":{created},'
+            f'"model":{json.dumps(model)},"choices":['
+        )
+        # The per-token frame is built from fixed pieces: serialising a model per
+        # token would cost more than everything else on this path.
+        self.token_head = f'data: {self.head}{{"index":0,"delta":{{"content":'.encode()
+        role = '{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}'
+        self.preamble = f"data: {self.head}{role}\n\n".encode()
+        self.include_usage = include_usage
+        self.request_id = request_id
+        self.usage_pending = b""
+
+    def format(self, event: ChatEvent) -> bytes:
         if type(event) is TokenEvent:
-            yield token_head + dumps(event.text).encode() + token_tail
-        elif type(event) is UsageEvent:
-            if include_usage:
+            return self.token_head + encode_basestring_ascii(event.text).encode() + TOKEN_TAIL
+        if type(event) is UsageEvent:
+            if self.include_usage:
                 usage = Usage(
                     prompt_tokens=event.prompt_tokens,
                     completion_tokens=event.completion_tokens,
                     total_tokens=event.total_tokens,
                 )
-                usage_frame = f'{head}],"usage":{usage.model_dump_json()}}}'
-                usage_pending = f"data: {usage_frame}\n\n".encode()
-        elif type(event) is DoneEvent:
-            if event.finish_reason in ("stop", "length"):
-                reason = _finish(event.finish_reason)
-                last = f'{{"index":0,"delta":{{}},"finish_reason":"{reason}"}}]}}'
-                yield f"data: {head}{last}\n\n".encode()
-                if usage_pending is not None:
-                    yield usage_pending
-        elif isinstance(event, ErrorEvent):
-            error = {
-                "error": {"code": event.code, "message": event.message, "request_id": request_id}
-            }
-            yield f"data: {json.dumps(error)}\n\n".encode()
-    yield DONE_FRAME
+                frame = f'{self.head}],"usage":{usage.model_dump_json()}}}'
+                self.usage_pending = f"data: {frame}\n\n".encode()
+            return b""
+        if type(event) is DoneEvent:
+            if event.finish_reason not in ("stop", "length"):
+                return b""
+            last = f'{{"index":0,"delta":{{}},"finish_reason":"{_finish(event.finish_reason)}"}}]}}'
+            return f"data: {self.head}{last}\n\n".encode() + self.usage_pending
+        assert isinstance(event, ErrorEvent)
+        error = {"code": event.code, "message": event.message, "request_id": self.request_id}
+        return f"data: {json.dumps({'error': error})}\n\n".encode()
 
 
 @router.post(
@@ -113,18 +112,23 @@ async def create_chat_completion(
     if body.stream:
         # Wait for the first token before answering, so that a failure before it
         # is still a proper error status instead of a broken stream.
-        events = await unless_disconnected(
-            request, core.open_stream(chat_request, transport="openai")
+        started = await unless_disconnected(
+            request, core.start_stream(chat_request, transport="openai")
         )
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        frames = openai_chunks(
-            events,
+        chunks = OpenAIChunks(
             completion_id=completion_id,
             model=body.model,
-            include_usage=include_usage,
+            include_usage=bool(body.stream_options and body.stream_options.include_usage),
             request_id=request_id,
         )
-        return SSEResponse(frames, keepalive_seconds=settings.sse_keepalive_seconds)
+        return SSEResponse(
+            started.rest,
+            first=started.first,
+            format=chunks.format,
+            preamble=chunks.preamble,
+            epilogue=DONE_FRAME,
+            keepalive_seconds=settings.sse_keepalive_seconds,
+        )
     result = await unless_disconnected(request, core.complete(chat_request, transport="openai"))
     return ChatCompletion(
         id=completion_id,
