@@ -54,10 +54,15 @@ class ErrorBody(BaseModel):
     )
 
 
+# The content type is spelled out: FastAPI would otherwise document an error of a
+# streaming route under the route's own media type, text/event-stream.
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorBody, "description": code.replace("_", " ").capitalize()}
+    status: {
+        "description": code.replace("_", " ").capitalize(),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
     for status, code in STATUS_CODES.items()
-    if status in (401, 413, 422, 429, 500, 503)
+    if status in (400, 401, 413, 422, 429, 500, 503)
 }
 
 

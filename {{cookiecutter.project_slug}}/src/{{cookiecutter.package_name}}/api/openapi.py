@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from ..errors import ErrorBody
 from .v1.events import DoneMessage, ErrorMessage, TokenMessage, UsageMessage
 from .v1.openai_models import ChatCompletionChunk
 
@@ -21,6 +22,7 @@ STREAM_MODELS: tuple[type[BaseModel], ...] = (
     DoneMessage,
     ErrorMessage,
     ChatCompletionChunk,
+    ErrorBody,
 )
 
 

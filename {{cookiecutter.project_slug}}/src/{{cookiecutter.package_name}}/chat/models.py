@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 MAX_MESSAGES = 256
 MAX_MESSAGE_CHARS = 100_000
@@ -48,14 +48,14 @@ class ChatRequest(BaseModel):
         description="Model name; the configured default when omitted.",
         examples=["fake-echo-1"],
     )
-    max_tokens: int | None = Field(
+    max_tokens: StrictInt | None = Field(
         default=None,
         ge=1,
         le=32_768,
         description="Upper bound on generated tokens; the configured default when omitted.",
         examples=[16],
     )
-    temperature: float | None = Field(
+    temperature: StrictFloat | None = Field(
         default=None,
         ge=0.0,
         le=2.0,

@@ -27,6 +27,9 @@ from .providers.base import GenerationParams, LLMProvider, ProviderFinish, Provi
 
 logger = logging.getLogger(__name__)
 
+# Yield to the event loop at least every 64 tokens.
+CHECKPOINT_MASK = 63
+
 
 @dataclass(slots=True)
 class GenerationRecord:
@@ -211,6 +214,11 @@ class ChatService:
                         record.time_to_first_token = loop.time() - started
                     yield TokenEvent(index=index, text=chunk)
                     index += 1
+                    if not index & CHECKPOINT_MASK:
+                        # A provider that never waits and a server whose send does
+                        # not suspend would otherwise never let the event loop
+                        # deliver a disconnect (or anything else) mid-stream.
+                        await asyncio.sleep(0)
                     if self._shutdown.is_set():
                         record.finish_reason = "shutdown"
                         yield ErrorEvent(

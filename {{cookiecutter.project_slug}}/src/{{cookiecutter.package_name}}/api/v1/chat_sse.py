@@ -48,7 +48,10 @@ def sse_formatter(request_id: str) -> Formatter:
             ),
             "content": {
                 "text/event-stream": {
-                    "schema": {
+                    # The body is an event stream (text); what each event's
+                    # data holds is described by x-event-schema.
+                    "schema": {"type": "string"},
+                    "x-event-schema": {
                         "oneOf": [
                             {"$ref": "#/components/schemas/TokenMessage"},
                             {"$ref": "#/components/schemas/UsageMessage"},

@@ -92,7 +92,10 @@ class OpenAIChunks:
             "description": "A completion, or with `stream: true` a `text/event-stream` of chunks.",
             "content": {
                 "text/event-stream": {
-                    "schema": {"$ref": "#/components/schemas/ChatCompletionChunk"},
+                    # Text: `data:` lines of ChatCompletionChunk JSON (x-chunk-schema),
+                    # an `{"error": ...}` chunk if it fails mid-stream, then `data: [DONE]`.
+                    "schema": {"type": "string"},
+                    "x-chunk-schema": {"$ref": "#/components/schemas/ChatCompletionChunk"},
                 }
             },
         },

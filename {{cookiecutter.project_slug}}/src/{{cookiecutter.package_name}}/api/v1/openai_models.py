@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
 from ...chat.models import MAX_MESSAGE_CHARS, MAX_MESSAGES, ChatRequest, Message, Role
 
@@ -30,9 +38,22 @@ class OpenAIMessage(BaseModel):
             return self.content
         return "".join(part.text for part in self.content)
 
+    @model_validator(mode="after")
+    def _usable_text(self) -> OpenAIMessage:
+        # The core takes one string per message: check here what it will check,
+        # so that a bad message is a 422 with its location, not a failure later.
+        text = self.text()
+        if len(text) > MAX_MESSAGE_CHARS:
+            raise ValueError(f"content is longer than {MAX_MESSAGE_CHARS} characters")
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ValueError("content is not valid Unicode (it has a lone surrogate)") from None
+        return self
+
 
 class StreamOptions(BaseModel):
-    include_usage: bool = Field(
+    include_usage: StrictBool = Field(
         default=False,
         description="Send a last chunk with token usage before `[DONE]`.",
         examples=[True],
@@ -53,23 +74,23 @@ class ChatCompletionRequest(BaseModel):
         description="The conversation so far.",
         examples=[[{"role": "user", "content": "Write a haiku about streams."}]],
     )
-    max_tokens: int | None = Field(
+    max_tokens: StrictInt | None = Field(
         default=None,
         ge=1,
         le=32_768,
         description="Deprecated OpenAI name of max_completion_tokens.",
         examples=[16],
     )
-    max_completion_tokens: int | None = Field(
+    max_completion_tokens: StrictInt | None = Field(
         default=None, ge=1, le=32_768, description="Upper bound on generated tokens.", examples=[16]
     )
-    temperature: float | None = Field(
+    temperature: StrictFloat | None = Field(
         default=None, ge=0, le=2, description="Sampling temperature.", examples=[0.7]
     )
-    n: int = Field(
+    n: StrictInt = Field(
         default=1, ge=1, le=1, description="Number of choices; only 1 is supported.", examples=[1]
     )
-    stream: bool = Field(
+    stream: StrictBool = Field(
         default=False, description="Stream the answer as SSE chunks.", examples=[True]
     )
     stream_options: StreamOptions | None = Field(
