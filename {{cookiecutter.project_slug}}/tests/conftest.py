@@ -9,12 +9,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+{%- if cookiecutter.use_jwt %}
+import jwt
+{%- endif %}
 import pytest
 import uvicorn
 from fastapi import FastAPI
 
 from {{cookiecutter.package_name}}.main import create_app
 from {{cookiecutter.package_name}}.settings import Settings
+{%- if cookiecutter.use_redis %}
+
+# isort: split
+# A redis-server for the session (REDIS_URL), emptied before each test; see redis_helpers.
+from redis_helpers import empty_redis, redis_limiter, redis_server, redis_session  # noqa: F401
+{%- endif %}
 
 # Defaults for tests: no pacing, and limits high enough not to get in the way of
 # tests that are not about them.
@@ -29,6 +38,23 @@ TEST_DEFAULTS: dict[str, Any] = {
 # Credentials every test client sends. Empty unless the generated project
 # requires authentication on /api/v1 (then a feature fills it below).
 AUTH_HEADERS: dict[str, str] = {}
+{%- if cookiecutter.use_jwt %}
+
+# /api/v1 requires a bearer token: every test client sends one for this user,
+# signed with the secret the test settings use (the token routes are not involved).
+TEST_JWT_SECRET = "test-only-jwt-secret-0123456789abcdef0123456789"
+TEST_USER = "test-user"
+TEST_DEFAULTS["jwt_secret"] = TEST_JWT_SECRET
+# 2100-01-01: long-lived, so that no test run ever sees it expire.
+AUTH_HEADERS["Authorization"] = "Bearer " + jwt.encode(
+    {"sub": TEST_USER, "exp": 4_102_444_800}, TEST_JWT_SECRET, algorithm="HS256"
+)
+{%- endif %}
+{%- if cookiecutter.use_grpc %}
+
+# Test apps serve gRPC on a free port, never the fixed GRPC_PORT.
+TEST_DEFAULTS["grpc_port"] = 0
+{%- endif %}
 
 SettingsFactory = Callable[..., Settings]
 

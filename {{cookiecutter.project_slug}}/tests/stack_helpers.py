@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from starlette.websockets import WebSocket
 
-from conftest import LiveServer
+from conftest import AUTH_HEADERS, LiveServer
 
 CHAT = {"messages": [{"role": "user", "content": "hello there"}]}
 LONG_CHAT = {"messages": [{"role": "user", "content": "a long answer"}], "max_tokens": 5000}
@@ -129,3 +129,22 @@ async def serving(app: FastAPI) -> AsyncIterator[LiveServer]:
 def http_client(base_url: str, **kwargs: Any) -> httpx.AsyncClient:
     """Straight to loopback, whatever proxy the environment names."""
     return httpx.AsyncClient(base_url=base_url, trust_env=False, **kwargs)
+
+
+def without_credentials(http: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The client minus the credentials every test client sends (``AUTH_HEADERS``)."""
+    for name in AUTH_HEADERS:
+        http.headers.pop(name, None)
+    return http
+
+
+def without_auth_layers(app: FastAPI) -> FastAPI:
+    """The app without the authentication layers features add (``Wiring.auth_layers``).
+
+    For tests about anonymous callers (per-IP limits), who exist only where no
+    feature requires credentials on /api/v1; the rest of the stack is unchanged.
+    Call before the app serves its first request, which builds the stack.
+    """
+    layers = app.state.wiring.auth_layers
+    app.user_middleware = [entry for entry in app.user_middleware if entry.cls not in layers]
+    return app

@@ -61,7 +61,7 @@ async def test_invalid_content_length_is_a_400(make_settings: SettingsFactory, v
 
 async def test_chunked_body_is_cut_at_the_limit(make_settings: SettingsFactory) -> None:
     app = add_test_routes(create_app(make_settings(max_request_size=LIMIT)))
-    async with serving(app) as server, http_client(server.url) as http:
+    async with serving(app) as server, http_client(server.url, headers=server.headers) as http:
         response = await http.post("/api/v1/test/sink", content=chunks([1024, 1024, 1024]))
         assert_error_shape(response, 413, "request_too_large")
         assert_security_headers(response)
@@ -73,7 +73,7 @@ async def test_chunked_body_is_cut_at_the_limit(make_settings: SettingsFactory) 
 
 async def test_chunked_body_within_the_limit_passes(make_settings: SettingsFactory) -> None:
     app = add_test_routes(create_app(make_settings(max_request_size=LIMIT)))
-    async with serving(app) as server, http_client(server.url) as http:
+    async with serving(app) as server, http_client(server.url, headers=server.headers) as http:
         response = await http.post("/api/v1/test/sink", content=chunks([1000, 1000, 48]))
         assert response.status_code == 200
         assert response.json() == {"bytes": LIMIT}
@@ -81,6 +81,6 @@ async def test_chunked_body_within_the_limit_passes(make_settings: SettingsFacto
 
 async def test_real_routes_are_protected(live_server: Any) -> None:
     server = await live_server(max_request_size=LIMIT)
-    async with http_client(server.url) as http:
+    async with http_client(server.url, headers=server.headers) as http:
         response = await http.post("/api/v1/chat/stream", content=chunks([1500, 1500]))
     assert_error_shape(response, 413, "request_too_large")

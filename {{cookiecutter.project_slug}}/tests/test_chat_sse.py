@@ -55,7 +55,7 @@ async def test_invalid_request_is_a_json_422(client: httpx.AsyncClient) -> None:
 
 async def test_headers_arrive_before_the_first_token(live_server: Any) -> None:
     server = await live_server(fake_llm_first_token_delay_ms=1500)
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as http:
         started = time.monotonic()
         async with http.stream("POST", "/api/v1/chat/stream", json=CHAT) as response:
             headers_after = time.monotonic() - started
@@ -68,7 +68,7 @@ async def test_headers_arrive_before_the_first_token(live_server: Any) -> None:
 async def test_idle_stream_gets_keepalive_comments(live_server: Any) -> None:
     server = await live_server(fake_llm_first_token_delay_ms=700, sse_keepalive_seconds=0.2)
     async with (
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(base_url=server.url, headers=server.headers) as http,
         http.stream("POST", "/api/v1/chat/stream", json=CHAT) as response,
     ):
         kinds = [event.event async for event in iter_events(response)]
@@ -81,7 +81,7 @@ async def test_paced_tokens_arrive_one_by_one(live_server: Any) -> None:
     server = await live_server(fake_llm_delay_ms=50)
     arrivals: list[float] = []
     async with (
-        httpx.AsyncClient(base_url=server.url) as http,
+        httpx.AsyncClient(base_url=server.url, headers=server.headers) as http,
         http.stream("POST", "/api/v1/chat/stream", json=CHAT) as response,
     ):
         async for event in iter_events(response):

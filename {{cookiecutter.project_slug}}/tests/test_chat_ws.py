@@ -23,7 +23,9 @@ async def receive_until_done(ws: Any) -> list[dict[str, Any]]:
 
 async def test_chat_streams_typed_messages(live_server: Any) -> None:
     server = await live_server()
-    async with websockets.connect(f"{server.ws_url}/api/v1/chat/ws") as ws:
+    async with websockets.connect(
+        f"{server.ws_url}/api/v1/chat/ws", additional_headers=server.headers
+    ) as ws:
         await ws.send(json.dumps(CHAT))
         messages = await receive_until_done(ws)
         assert [m["type"] for m in messages] == ["token", "token", "token", "usage", "done"]
@@ -36,7 +38,9 @@ async def test_chat_streams_typed_messages(live_server: Any) -> None:
 
 async def test_cancel_stops_the_generation(live_server: Any) -> None:
     server = await live_server(fake_llm_delay_ms=20)
-    async with websockets.connect(f"{server.ws_url}/api/v1/chat/ws") as ws:
+    async with websockets.connect(
+        f"{server.ws_url}/api/v1/chat/ws", additional_headers=server.headers
+    ) as ws:
         await ws.send(json.dumps({**CHAT, "max_tokens": 1000}))
         first = json.loads(await ws.recv())
         assert first["type"] == "token"
@@ -58,7 +62,9 @@ async def test_cancel_stops_the_generation(live_server: Any) -> None:
 )
 async def test_invalid_messages_get_a_typed_error(live_server: Any, raw: str, code: str) -> None:
     server = await live_server()
-    async with websockets.connect(f"{server.ws_url}/api/v1/chat/ws") as ws:
+    async with websockets.connect(
+        f"{server.ws_url}/api/v1/chat/ws", additional_headers=server.headers
+    ) as ws:
         await ws.send(raw)
         error = json.loads(await ws.recv())
         assert error["type"] == "error"
@@ -71,7 +77,9 @@ async def test_invalid_messages_get_a_typed_error(live_server: Any, raw: str, co
 
 async def test_second_chat_while_busy_is_refused(live_server: Any) -> None:
     server = await live_server(fake_llm_delay_ms=20)
-    async with websockets.connect(f"{server.ws_url}/api/v1/chat/ws") as ws:
+    async with websockets.connect(
+        f"{server.ws_url}/api/v1/chat/ws", additional_headers=server.headers
+    ) as ws:
         await ws.send(json.dumps({**CHAT, "max_tokens": 20}))
         await ws.send(json.dumps(CHAT))
         messages = await receive_until_done(ws)
@@ -80,7 +88,9 @@ async def test_second_chat_while_busy_is_refused(live_server: Any) -> None:
 
 async def test_oversized_message_closes_with_1009(live_server: Any) -> None:
     server = await live_server(ws_max_message_bytes=2048)
-    async with websockets.connect(f"{server.ws_url}/api/v1/chat/ws", max_size=None) as ws:
+    async with websockets.connect(
+        f"{server.ws_url}/api/v1/chat/ws", additional_headers=server.headers, max_size=None
+    ) as ws:
         await ws.send(json.dumps({**CHAT, "messages": [{"role": "user", "content": "x" * 4096}]}))
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
@@ -90,7 +100,9 @@ async def test_oversized_message_closes_with_1009(live_server: Any) -> None:
 
 async def test_binary_frame_closes_with_1003(live_server: Any) -> None:
     server = await live_server()
-    async with websockets.connect(f"{server.ws_url}/api/v1/chat/ws") as ws:
+    async with websockets.connect(
+        f"{server.ws_url}/api/v1/chat/ws", additional_headers=server.headers
+    ) as ws:
         await ws.send(b"\x00\x01")
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()

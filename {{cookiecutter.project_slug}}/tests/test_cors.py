@@ -11,7 +11,7 @@ from {{cookiecutter.package_name}}.settings import Settings
 # isort: split
 # Test helpers come after the package, whatever the package is named.
 from conftest import SettingsFactory, running
-from stack_helpers import assert_error_shape, assert_security_headers
+from stack_helpers import assert_error_shape, assert_security_headers, without_credentials
 
 APP_ORIGIN = "https://app.example.com"
 PREFLIGHT = {
@@ -78,6 +78,7 @@ async def test_preflight_needs_no_api_key_but_errors_carry_cors(
 ) -> None:
     settings = make_settings(cors_origins=APP_ORIGIN, api_keys="svc:0123456789abcdef0123")
     async with running(create_app(settings)) as http:
+        without_credentials(http)
         preflight = await http.options("/api/v1/chat/stream", headers=PREFLIGHT)
         refused = await http.get("/api/v1/models", headers={"Origin": APP_ORIGIN})
     assert preflight.status_code == 204

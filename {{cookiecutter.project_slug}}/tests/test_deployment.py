@@ -84,7 +84,9 @@ def test_kubernetes_validation_catches_mistakes(tmp_path: Path) -> None:
 
 def test_pod_outlives_the_stream_grace_period() -> None:
     config = load_all(K8S / "configmap.yaml")[0]["data"]
-    Settings(**{k.lower(): v for k, v in config.items()}, _env_file=None)  # the values are valid
+    # The values are valid, together with the Secret's (production needs some of them).
+    secrets = load_all(K8S / "secret.yaml")[0]["stringData"]
+    Settings(**{k.lower(): v for k, v in {**config, **secrets}.items()}, _env_file=None)
     pod = load_all(K8S / "deployment.yaml")[0]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]

@@ -50,7 +50,7 @@ async def test_disconnect_mid_stream_stops_generation(
 ) -> None:
     server = await live_server(fake_llm_delay_ms=10)
     baseline = len(asyncio.all_tasks())
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as http:
         async with http.stream("POST", path, json=body) as response:
             seen = 0
             async for _ in iter_events(response):
@@ -72,7 +72,7 @@ async def test_disconnect_before_first_token_stops_generation(
 ) -> None:
     server = await live_server(fake_llm_first_token_delay_ms=10_000)
     baseline = len(asyncio.all_tasks())
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers) as http:
 
         async def request() -> None:
             async with http.stream("POST", path, json=body) as response:
@@ -91,7 +91,9 @@ async def test_disconnect_before_first_token_stops_generation(
 async def test_websocket_disconnect_stops_generation(live_server: Any) -> None:
     server = await live_server(fake_llm_delay_ms=10)
     baseline = len(asyncio.all_tasks())
-    async with websockets.connect(f"{server.ws_url}/api/v1/chat/ws") as ws:
+    async with websockets.connect(
+        f"{server.ws_url}/api/v1/chat/ws", additional_headers=server.headers
+    ) as ws:
         await ws.send(
             '{"type": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}'
         )
@@ -104,8 +106,24 @@ async def test_websocket_disconnect_stops_generation(live_server: Any) -> None:
 
 async def test_websocket_disconnect_before_first_token(live_server: Any) -> None:
     server = await live_server(fake_llm_first_token_delay_ms=10_000)
-    async with websockets.connect(f"{server.ws_url}/api/v1/chat/ws") as ws:
+    async with websockets.connect(
+        f"{server.ws_url}/api/v1/chat/ws", additional_headers=server.headers
+    ) as ws:
         await ws.send('{"type": "chat", "messages": [{"role": "user", "content": "hi"}]}')
         await wait_for_generation(server)
     elapsed = await wait_until_idle(server)
     assert elapsed < 0.1
+
+
+async def test_unpaced_stream_is_cancelled_when_the_client_leaves(live_server: Any) -> None:
+    server = await live_server(fake_llm_delay_ms=0, max_tokens_limit=32_768)
+    body = {"messages": [{"role": "user", "content": "x " * 500}], "max_tokens": 32_768}
+    async with (
+        httpx.AsyncClient(base_url=server.url) as http,
+        http.stream("POST", "/api/v1/chat/stream", json=body, headers=server.headers) as response,
+    ):
+        async for _ in response.aiter_bytes():
+            break
+    await wait_until_idle(server)
+    metrics = server.app.state.metrics.render()[0].decode()
+    assert 'generations_total{finish_reason="cancelled",transport="sse"} 1.0' in metrics

@@ -66,7 +66,7 @@ async def test_client_leaving_before_the_first_token_is_not_an_error(
     app = create_app(settings)
     body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     with captured_logs() as logs:
-        async with serving(app) as server, http_client(server.url) as http:
+        async with serving(app) as server, http_client(server.url, headers=server.headers) as http:
             request = asyncio.create_task(http.post("/api/v1/chat/completions", json=body))
             await asyncio.sleep(0.2)
             request.cancel()
@@ -89,7 +89,7 @@ async def test_exception_after_the_response_started_ends_it_quietly(
     with captured_logs() as logs:
         async with (
             serving(app) as server,
-            http_client(server.url) as http,
+            http_client(server.url, headers=server.headers) as http,
             http.stream("GET", "/api/v1/test/boom-mid-stream") as response,
         ):
             assert response.status_code == 200
@@ -111,7 +111,7 @@ async def test_websocket_exception_before_accept_is_a_json_500(
         async with serving(app) as server:
             url = f"{server.ws_url}/api/v1/test/ws-boom"
             with pytest.raises(InvalidStatus) as refused:
-                async with websockets.connect(url, proxy=None):
+                async with websockets.connect(url, additional_headers=server.headers, proxy=None):
                     pass
     response = refused.value.response
     assert response.status_code == 500

@@ -119,3 +119,12 @@ def test_fake_provider_satisfies_the_protocol() -> None:
 
     provider: LLMProvider = FakeProvider(delay_ms=0, first_token_delay_ms=0)
     assert provider.name == "fake"
+
+
+async def test_errors_of_streaming_routes_are_documented_as_json(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    for path in ("/api/v1/chat/stream", "/api/v1/chat/completions"):
+        responses = schema["paths"][path]["post"]["responses"]
+        for status in ("400", "422", "429", "500"):
+            assert list(responses[status]["content"]) == ["application/json"], (path, status)
+        assert responses["200"]["content"]["text/event-stream"]["schema"] == {"type": "string"}

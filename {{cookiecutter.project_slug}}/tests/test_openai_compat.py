@@ -15,7 +15,13 @@ MESSAGES: list[Any] = [{"role": "user", "content": "streams carry tokens"}]
 
 
 def sdk(server: Any) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{server.url}/api/v1", api_key="unused", max_retries=0)
+    # The server's credentials, if any, replace the SDK's own Authorization header.
+    return openai.AsyncOpenAI(
+        base_url=f"{server.url}/api/v1",
+        api_key="unused",
+        max_retries=0,
+        default_headers=server.headers,
+    )
 
 
 async def test_sdk_streams_tokens(live_server: Any) -> None:
@@ -119,3 +125,37 @@ async def test_n_above_one_is_refused(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+
+
+async def test_unusable_text_is_a_422_not_a_500(client: httpx.AsyncClient) -> None:
+    long_parts = [{"type": "text", "text": "a" * 60_000}, {"type": "text", "text": "b" * 60_000}]
+    for content in ("a\ud800b", "a" * 100_001, long_parts):
+        body = {"model": "m", "messages": [{"role": "user", "content": content}]}
+        # json.dumps escapes the lone surrogate as \ud800, as a client's encoder would.
+        response = await client.post(
+            "/api/v1/chat/completions",
+            content=json.dumps(body),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 422, content if isinstance(content, str) else "parts"
+        assert response.json()["code"] == "validation_error"
+
+
+async def test_no_lax_type_coercion(client: httpx.AsyncClient) -> None:
+    for extra in ({"max_tokens": "3"}, {"temperature": False}, {"stream": 0}, {"n": 1.0}):
+        body = {"model": "m", "messages": MESSAGES, **extra}
+        response = await client.post("/api/v1/chat/completions", json=body)
+        assert response.status_code == 422, extra
+    stream_options = {"include_usage": 0}
+    body = {"model": "m", "messages": MESSAGES, "stream": True, "stream_options": stream_options}
+    assert (await client.post("/api/v1/chat/completions", json=body)).status_code == 422
+
+
+async def test_undecodable_body_is_a_json_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/chat/completions",
+        content=b'"\xff',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code in (400, 422)
+    assert set(response.json()) == {"code", "message", "request_id"}

@@ -21,7 +21,13 @@ from {{cookiecutter.package_name}}.ratelimit.token_bucket import InMemoryRateLim
 # isort: split
 # Test helpers come after the package, whatever the package is named.
 from conftest import SettingsFactory, running
-from stack_helpers import assert_error_shape, assert_security_headers, http_client
+from stack_helpers import (
+    assert_error_shape,
+    assert_security_headers,
+    http_client,
+    serving,
+    without_auth_layers,
+)
 
 
 class FakeClock:
@@ -38,10 +44,14 @@ def parse_ratelimit(value: str) -> dict[str, str]:
 
 
 # --- through the whole stack -------------------------------------------------
+# The per-IP tier is for anonymous callers, so those tests leave out any
+# authentication layer a feature adds (without_auth_layers).
 
 
 async def test_n_then_429_with_headers(make_settings: SettingsFactory) -> None:
-    async with running(create_app(make_settings(rate_limit_ip="3/hour"))) as http:
+    async with running(
+        without_auth_layers(create_app(make_settings(rate_limit_ip="3/hour")))
+    ) as http:
         responses = [await http.get("/api/v1/models") for _ in range(4)]
     *allowed, refused = responses
     for remaining, response in zip((2, 1, 0), allowed, strict=True):
@@ -62,7 +72,9 @@ async def test_n_then_429_with_headers(make_settings: SettingsFactory) -> None:
 
 
 async def test_health_metrics_and_docs_are_never_limited(make_settings: SettingsFactory) -> None:
-    async with running(create_app(make_settings(rate_limit_ip="1/hour"))) as http:
+    async with running(
+        without_auth_layers(create_app(make_settings(rate_limit_ip="1/hour")))
+    ) as http:
         for path in ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json") * 3:
             response = await http.get(path)
             assert response.status_code == 200, path
@@ -80,9 +92,9 @@ async def test_disabled_means_no_limits_and_no_headers(make_settings: SettingsFa
 
 
 async def test_100_concurrent_requests_at_limit_10(live_server: Any) -> None:
-    server = await live_server(rate_limit_ip="10/hour")
+    server = await live_server(rate_limit_ip="10/hour", rate_limit_user="10/hour")
     limits = httpx.Limits(max_connections=100)
-    async with http_client(server.url, limits=limits) as http:
+    async with http_client(server.url, headers=server.headers, limits=limits) as http:
         responses = await asyncio.gather(*(http.get("/api/v1/models") for _ in range(100)))
     statuses = [response.status_code for response in responses]
     assert statuses.count(200) == 10
@@ -92,7 +104,9 @@ async def test_100_concurrent_requests_at_limit_10(live_server: Any) -> None:
 async def test_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(
     make_settings: SettingsFactory,
 ) -> None:
-    async with running(create_app(make_settings(rate_limit_ip="1/hour"))) as http:
+    async with running(
+        without_auth_layers(create_app(make_settings(rate_limit_ip="1/hour")))
+    ) as http:
         first = await http.get("/api/v1/models", headers={"X-Forwarded-For": "203.0.113.1"})
         second = await http.get("/api/v1/models", headers={"X-Forwarded-For": "203.0.113.2"})
     assert first.status_code == 200
@@ -104,7 +118,7 @@ async def test_forwarded_for_from_a_trusted_proxy_is_honoured(
     make_settings: SettingsFactory,
 ) -> None:
     settings = make_settings(rate_limit_ip="1/hour", trusted_proxies="127.0.0.1,10.0.0.0/8")
-    async with running(create_app(settings)) as http:
+    async with running(without_auth_layers(create_app(settings))) as http:
 
         async def status(forwarded_for: str) -> int:
             headers = {"X-Forwarded-For": forwarded_for}
@@ -127,7 +141,7 @@ async def test_route_override_has_its_own_limit(make_settings: SettingsFactory) 
         rate_limit_ip="100/hour", rate_limit_routes="/api/v1/chat/completions=1/hour"
     )
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    async with running(create_app(settings)) as http:
+    async with running(without_auth_layers(create_app(settings))) as http:
         first = await http.post("/api/v1/chat/completions", json=body)
         second = await http.post("/api/v1/chat/completions", json=body)
         other = await http.get("/api/v1/models")
@@ -142,7 +156,7 @@ async def test_bucket_store_stays_bounded_through_the_stack(
     make_settings: SettingsFactory,
 ) -> None:
     settings = make_settings(trusted_proxies="127.0.0.1", rate_limit_max_callers=100)
-    app = create_app(settings)
+    app = without_auth_layers(create_app(settings))
     async with running(app) as http:
         for index in range(250):
             headers = {"X-Forwarded-For": f"198.51.{index // 250}.{index % 250}"}
@@ -150,15 +164,16 @@ async def test_bucket_store_stays_bounded_through_the_stack(
     assert len(app.state.rate_limiter.buckets) == 100
 
 
-async def test_websocket_handshake_is_rate_limited(live_server: Any) -> None:
-    server = await live_server(rate_limit_ip="1/hour")
-    url = f"{server.ws_url}/api/v1/chat/ws"
-    async with websockets.connect(url, proxy=None) as ws:
-        assert ws.response is not None
-        assert ws.response.headers["ratelimit-policy"] == '"ip";q=1;w=3600'
-    with pytest.raises(InvalidStatus) as refused:
-        async with websockets.connect(url, proxy=None):
-            pass
+async def test_websocket_handshake_is_rate_limited(make_settings: SettingsFactory) -> None:
+    app = without_auth_layers(create_app(make_settings(rate_limit_ip="1/hour")))
+    async with serving(app) as server:
+        url = f"{server.ws_url}/api/v1/chat/ws"
+        async with websockets.connect(url, proxy=None) as ws:
+            assert ws.response is not None
+            assert ws.response.headers["ratelimit-policy"] == '"ip";q=1;w=3600'
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(url, proxy=None):
+                pass
     response = refused.value.response
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) >= 1
@@ -172,7 +187,7 @@ async def test_websocket_without_denial_extension_is_closed_with_1008(
     make_settings: SettingsFactory,
 ) -> None:
     """A server without the denial-response extension gets a close before accept."""
-    app = create_app(make_settings(rate_limit_ip="1/hour"))
+    app = without_auth_layers(create_app(make_settings(rate_limit_ip="1/hour")))
     sent: list[Message] = []
 
     async def receive() -> Message:

@@ -72,7 +72,8 @@ async def test_id_in_scope_state_logs_and_access_line(make_settings: SettingsFac
     assert access["route"] == "/api/v1/test/whoami"
     assert access["status"] == 200
     assert access["client_ip"] == "127.0.0.1"
-    assert access["principal"] is None
+    # Whoever the test client's default credentials name, if anyone.
+    assert access["principal"] == response.json()["principal"]
     assert access["duration_ms"] >= 0
     # Nothing stays bound once the request is over.
     assert "request_id" not in structlog.contextvars.get_contextvars()
@@ -103,7 +104,7 @@ async def test_access_line_uses_the_route_template(make_settings: SettingsFactor
 async def test_a_stream_is_logged_once_when_it_ends(make_settings: SettingsFactory) -> None:
     app = create_app(make_settings(log_format="json", fake_llm_delay_ms=5))
     with captured_logs() as logs:
-        async with serving(app) as server, http_client(server.url) as http:
+        async with serving(app) as server, http_client(server.url, headers=server.headers) as http:
             body = {**CHAT, "max_tokens": 10}
             async with http.stream("POST", "/api/v1/chat/stream", json=body) as response:
                 request_id = response.headers["x-request-id"]
@@ -148,12 +149,14 @@ async def test_websocket_gets_an_id(make_settings: SettingsFactory) -> None:
         async with serving(app) as server:
             async with websockets.connect(
                 f"{server.ws_url}/api/v1/chat/ws",
-                additional_headers={"X-Request-ID": "ws-trace-7"},
+                additional_headers={"X-Request-ID": "ws-trace-7", **server.headers},
                 proxy=None,
             ) as ws:
                 assert ws.response is not None
                 assert ws.response.headers["x-request-id"] == "ws-trace-7"
-            async with websockets.connect(f"{server.ws_url}/api/v1/chat/ws", proxy=None) as ws:
+            async with websockets.connect(
+                f"{server.ws_url}/api/v1/chat/ws", additional_headers=server.headers, proxy=None
+            ) as ws:
                 assert ws.response is not None
                 assert is_uuid4(ws.response.headers["x-request-id"])
     # uvicorn's own lines went through the same formatter, minus their ANSI copy.

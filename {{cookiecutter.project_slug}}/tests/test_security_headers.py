@@ -11,7 +11,7 @@ from {{cookiecutter.package_name}}.main import create_app
 
 # isort: split
 # Test helpers come after the package, whatever the package is named.
-from conftest import SettingsFactory, running
+from conftest import AUTH_HEADERS, SettingsFactory, running
 from stack_helpers import (
     CHAT,
     SECURITY_HEADERS,
@@ -27,7 +27,14 @@ CASES: dict[str, tuple[dict[str, Any], list[dict[str, Any]], int, str | None]] =
     "200": ({}, [{"method": "GET", "url": "/api/v1/models"}], 200, None),
     "401": (
         {"api_keys": GOOD_KEY},
-        [{"method": "GET", "url": "/api/v1/models"}],
+        # The test client's default credentials, if any, replaced by invalid ones.
+        [
+            {
+                "method": "GET",
+                "url": "/api/v1/models",
+                "headers": dict.fromkeys(AUTH_HEADERS, "not valid"),
+            }
+        ],
         401,
         "unauthorized",
     ),
@@ -45,7 +52,7 @@ CASES: dict[str, tuple[dict[str, Any], list[dict[str, Any]], int, str | None]] =
         "validation_error",
     ),
     "429": (
-        {"rate_limit_ip": "1/hour"},
+        {"rate_limit_ip": "1/hour", "rate_limit_user": "1/hour"},
         [{"method": "GET", "url": "/api/v1/models"}] * 2,
         429,
         "rate_limited",

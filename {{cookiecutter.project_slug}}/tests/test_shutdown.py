@@ -17,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 import {{cookiecutter.package_name}} as package
 
+from conftest import AUTH_HEADERS, TEST_DEFAULTS
 from sse_client import iter_events
 
 PACKAGE = package.__name__
@@ -36,6 +37,8 @@ def free_port() -> int:
 async def start_service(port: int, **env: str) -> asyncio.subprocess.Process:
     environment = {
         **os.environ,
+        # The same test defaults as in-process apps (credentials included), then this test's.
+        **{name.upper(): str(value) for name, value in TEST_DEFAULTS.items()},
         "PYTHONPATH": os.pathsep.join(filter(None, [SOURCE_ROOT, os.environ.get("PYTHONPATH")])),
         "PORT": str(port),
         "HOST": "127.0.0.1",
@@ -73,7 +76,9 @@ async def test_sigterm_ends_open_streams_with_a_final_event() -> None:
     process = await start_service(port)
     body = {"messages": [{"role": "user", "content": "long"}], "max_tokens": 10_000}
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers=AUTH_HEADERS, timeout=30
+        ) as http:
 
             async def sse() -> list[str]:
                 async with http.stream("POST", "/api/v1/chat/stream", json=body) as response:
@@ -87,7 +92,9 @@ async def test_sigterm_ends_open_streams_with_a_final_event() -> None:
                     return [event.data async for event in iter_events(response)]
 
             async def websocket() -> int | None:
-                async with websockets.connect(f"ws://127.0.0.1:{port}/api/v1/chat/ws") as ws:
+                async with websockets.connect(
+                    f"ws://127.0.0.1:{port}/api/v1/chat/ws", additional_headers=AUTH_HEADERS
+                ) as ws:
                     await ws.send(json.dumps({"type": "chat", **body}))
                     try:
                         while True:

@@ -21,7 +21,6 @@ from {{cookiecutter.package_name}}.ratelimit.token_bucket import InMemoryRateLim
 # Test helpers come after the package, whatever the package is named.
 from stack_helpers import LONG_CHAT, assert_error_shape, http_client
 
-CALLER = "ip:127.0.0.1"
 OPENAI_LONG = {"model": "m", "stream": True, **LONG_CHAT}
 
 
@@ -49,26 +48,27 @@ async def post_expecting_refusal(http: httpx.AsyncClient, path: str, body: Any) 
 
 
 async def held_becomes(server: Any, count: int, timeout: float = 3.0) -> None:
+    # Each test has one caller (its address, or its credentials), so every slot is its own.
     streams = server.app.state.rate_limiter.streams
     for _ in range(int(timeout / 0.01)):
-        if streams.held(CALLER) == count:
+        if streams.total == count:
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"{streams.held(CALLER)} slots held, expected {count}")
+    raise AssertionError(f"{streams.total} slots held, expected {count}")
 
 
 async def test_one_stream_too_many_is_refused_and_a_leaving_client_frees_its_slot(
     live_server: Any,
 ) -> None:
     server = await live_server(max_concurrent_streams=2, fake_llm_delay_ms=20)
-    async with http_client(server.url) as http:
+    async with http_client(server.url, headers=server.headers) as http:
         first = AsyncExitStack()
         async with AsyncExitStack() as second:
             held = [
                 await open_sse(first, http, "/api/v1/chat/stream", LONG_CHAT),
                 await open_sse(second, http, "/api/v1/chat/completions", OPENAI_LONG),
             ]
-            assert server.app.state.rate_limiter.streams.held(CALLER) == 2
+            assert server.app.state.rate_limiter.streams.total == 2
             refused = await post_expecting_refusal(http, "/api/v1/chat/stream", LONG_CHAT)
             body = assert_error_shape(refused, 429, "too_many_streams")
             assert "2 concurrent streams" in body["message"]
@@ -82,33 +82,33 @@ async def test_one_stream_too_many_is_refused_and_a_leaving_client_frees_its_slo
             await held_becomes(server, 1)
             async with AsyncExitStack() as third:
                 held.append(await open_sse(third, http, "/api/v1/chat/stream", LONG_CHAT))
-                assert server.app.state.rate_limiter.streams.held(CALLER) == 2
+                assert server.app.state.rate_limiter.streams.total == 2
     await held_becomes(server, 0)
 
 
 async def test_finished_streams_give_their_slot_back(live_server: Any) -> None:
     server = await live_server(max_concurrent_streams=1)
-    async with http_client(server.url) as http:
+    async with http_client(server.url, headers=server.headers) as http:
         for _ in range(3):
             response = await http.post("/api/v1/chat/stream", json={**LONG_CHAT, "max_tokens": 3})
             assert response.status_code == 200
-    assert server.app.state.rate_limiter.streams.held(CALLER) == 0
+    assert server.app.state.rate_limiter.streams.total == 0
 
 
 async def test_websockets_share_the_cap(live_server: Any) -> None:
     server = await live_server(max_concurrent_streams=1, fake_llm_delay_ms=20)
     url = f"{server.ws_url}/api/v1/chat/ws"
-    async with http_client(server.url) as http:
-        async with websockets.connect(url, proxy=None):
+    async with http_client(server.url, headers=server.headers) as http:
+        async with websockets.connect(url, additional_headers=server.headers, proxy=None):
             with pytest.raises(InvalidStatus) as refused:
-                async with websockets.connect(url, proxy=None):
+                async with websockets.connect(url, additional_headers=server.headers, proxy=None):
                     pass
             assert refused.value.response.status_code == 429
             assert json.loads(refused.value.response.body or b"")["code"] == "too_many_streams"
             sse = await post_expecting_refusal(http, "/api/v1/chat/stream", LONG_CHAT)
             assert_error_shape(sse, 429, "too_many_streams")
         await held_becomes(server, 0)
-        async with websockets.connect(url, proxy=None) as ws:
+        async with websockets.connect(url, additional_headers=server.headers, proxy=None) as ws:
             await ws.send(json.dumps({"type": "chat", **LONG_CHAT, "max_tokens": 2}))
             assert json.loads(await ws.recv())["type"] == "token"
 

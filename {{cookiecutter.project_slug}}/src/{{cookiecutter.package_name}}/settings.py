@@ -102,16 +102,143 @@ class Settings(BaseSettings):
     api_key_pepper: SecretStr = SecretStr("dev-only-pepper-change-me")
 
 {%- if cookiecutter.use_redis %}
-    # --- redis (use_redis) ---------------------------------------------------
+
+    # --- Redis (use_redis) --------------------------------------------------
+    # redis:// or rediss:// (TLS), e.g. rediss://:password@host:6380/0; secret because
+    # it may carry a password.
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _valid_redis_url(cls, value: SecretStr) -> SecretStr:
+        # Imported here so that everything of this feature stays inside its block.
+        from urllib.parse import urlsplit
+
+        # The message never repeats the URL: it may carry a password.
+        problem = "must be a URL such as redis://127.0.0.1:6379/0 (or rediss:// for TLS)"
+        try:
+            url = urlsplit(value.get_secret_value())
+            _ = url.port  # reading the port is what checks it
+        except ValueError:
+            raise ValueError(problem) from None
+        database = url.path.removeprefix("/")
+        if url.scheme not in ("redis", "rediss") or not url.hostname:
+            raise ValueError(problem)
+        if database and not database.isdigit():
+            raise ValueError("the path must be a database number, e.g. /0")
+        return value
+
+    # Longest a rate-limit decision waits for Redis (connect or reply); never retried.
+    redis_timeout_ms: int = Field(default=100, ge=1, le=10_000)
+    # Connections per process, all opened at start-up; more callers wait for one.
+    redis_max_connections: int = Field(default=32, ge=1, le=1024)
+    # While Redis is unreachable: local (per-process limits), open (allow), closed (503).
+    rate_limit_failure_mode: Literal["local", "open", "closed"] = "local"
+    # A stream's slot lapses this long after its holder stopped refreshing it (a crash).
+    rate_limit_stream_lease_seconds: int = Field(default=300, ge=3, le=86_400)
 {%- endif %}
 {%- if cookiecutter.use_jwt %}
+
     # --- jwt (use_jwt) ---------------------------------------------------
+    # HS* tokens (and the ones /api/v1/auth/token issues) are signed with this secret.
+    jwt_secret: SecretStr = SecretStr("dev-only-jwt-secret-change-me-0123456789")
+    # Accepted "alg" values; anything else is refused before a key is looked at.
+    jwt_algorithms: CommaList = ["HS256"]
+    # Asymmetric keys (RS*/PS*/ES*/EdDSA) come from this JWK Set, never from a token.
+    jwt_jwks_url: str = ""
+    # An unknown "kid" refetches the key set at most this often.
+    jwt_jwks_refresh_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    jwt_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # The key set is refetched in the background this often, so removed keys stop working.
+    jwt_jwks_cache_seconds: float = Field(default=3600.0, gt=0, le=7 * 86_400)
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwt_access_ttl_seconds: int = Field(default=900, ge=10, le=86_400)
+    jwt_refresh_ttl_seconds: int = Field(default=14 * 86_400, ge=60, le=365 * 86_400)
+    # SQLite database with the users and the refresh-token families.
+    jwt_users_file: str = "users.db"
+    jwt_ws_allowed_origins: CommaList = []
+
+    _split_jwt = field_validator("jwt_algorithms", "jwt_ws_allowed_origins", mode="before")(
+        _split_commas
+    )
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _known_jwt_algorithms(cls, value: list[str]) -> list[str]:
+        known = (
+            *("HS256", "HS384", "HS512"),
+            *("RS256", "RS384", "RS512", "PS256", "PS384", "PS512"),
+            *("ES256", "ES384", "ES512", "EdDSA"),
+        )
+        for name in value:
+            if name not in known:
+                raise ValueError(f"{name!r} is not one of {', '.join(known)}")
+        if not value:
+            raise ValueError("at least one algorithm is required")
+        return value
+
+    @field_validator("jwt_ws_allowed_origins")
+    @classmethod
+    def _valid_ws_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r} is not an origin such as 'https://app.example.com'")
+        return [origin.rstrip("/").lower() for origin in value]
+
+    @model_validator(mode="after")
+    def _safe_jwt(self) -> Settings:
+        uses_secret = any(name.startswith("HS") for name in self.jwt_algorithms)
+        uses_keys = not all(name.startswith("HS") for name in self.jwt_algorithms)
+        if self.jwt_jwks_url and not self.jwt_jwks_url.startswith(("http://", "https://")):
+            raise ValueError("JWT_JWKS_URL must be an http:// or https:// URL")
+        if uses_keys and not self.jwt_jwks_url:
+            raise ValueError("JWT_ALGORITHMS names an asymmetric algorithm; set JWT_JWKS_URL")
+        if self.jwt_jwks_url and not uses_keys:
+            raise ValueError("JWT_JWKS_URL is set but JWT_ALGORITHMS allows no asymmetric one")
+        # A fake provider in production is refused by the core's validator, which runs
+        # after this one: that line comes first.
+        if self.environment == "production" and uses_secret and self.llm_provider != "fake":
+            value = self.jwt_secret.get_secret_value()
+            if value == "dev-only-jwt-secret-change-me-0123456789" or len(value.encode()) < 32:
+                raise ValueError(
+                    "JWT_SECRET must be a random secret of at least 32 bytes in production"
+                )
+        return self
 {%- endif %}
 {%- if cookiecutter.use_grpc %}
+
     # --- grpc (use_grpc) ---------------------------------------------------
+    grpc_enabled: bool = True
+    # Empty: the same address as HOST.
+    grpc_host: str = ""
+    # 0 picks a free port (tests); refused in production.
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    grpc_reflection: bool = True
+
+    @model_validator(mode="after")
+    def _grpc_port_usable(self) -> Settings:
+        if not self.grpc_enabled:
+            return self
+        if self.grpc_port == self.port:
+            raise ValueError("GRPC_PORT must differ from PORT")
+        if self.environment == "production" and self.grpc_port == 0:
+            raise ValueError("GRPC_PORT=0 picks a random port; set a fixed port in production")
+        return self
 {%- endif %}
 {%- if cookiecutter.use_graphql %}
+
     # --- graphql (use_graphql) ---------------------------------------------------
+    # Documents nested deeper, with more aliases, tokens or bytes are refused before they run.
+    graphql_max_depth: int = Field(default=10, ge=1, le=100)
+    graphql_max_aliases: int = Field(default=15, ge=0, le=1000)
+    graphql_max_tokens: int = Field(default=1000, ge=50, le=100_000)
+    graphql_max_document_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    # Operations one WebSocket may run at once.
+    graphql_max_subscriptions_per_connection: int = Field(default=5, ge=1, le=1000)
+    # A WebSocket that sends no connection_init within this time is closed (4408).
+    graphql_connection_init_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 {%- endif %}
 
     _split = field_validator(

@@ -6,18 +6,19 @@ Every limited response carries ``RateLimit-Policy`` and ``RateLimit``; a
 refusal adds ``Retry-After``. Generation routes also take one of the caller's
 stream slots before the app runs and give it back when the ASGI call returns,
 which is when the stream ended or the client left. WebSocket handshakes are
-refused before they are accepted.
+refused before they are accepted. A shared backend that cannot decide and is
+configured to refuse (``RateLimiterUnavailable``) gets 503 instead of a guess.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth.principal import get_principal
-from ..ratelimit.base import RateLimiter
+from ..ratelimit.base import RateLimiter, RateLimiterUnavailable
 from ..ratelimit.policy import RateLimitPolicy
 from ..settings import Settings
 from . import deny, get_joined_header, in_prefix, state_of
@@ -30,6 +31,15 @@ HEADER_MESSAGES = frozenset(
 )
 
 log = structlog.get_logger("ratelimit")
+Header = tuple[bytes, bytes]
+
+
+async def refuse_unavailable(
+    scope: Scope, send: Send, exc: RateLimiterUnavailable, headers: Iterable[Header] = ()
+) -> None:
+    """503 when a shared backend is down and configured to refuse rather than guess."""
+    retry_after = (b"retry-after", str(exc.retry_after_seconds).encode())
+    await deny(scope, send, 503, exc.code, str(exc), [*headers, retry_after])
 
 
 class RateLimitMiddleware:
@@ -68,7 +78,11 @@ class RateLimitMiddleware:
         )
         state_of(scope)["client_ip"] = caller.ip
 
-        verdict = await policy.check(caller, path)
+        try:
+            verdict = await policy.check(caller, path)
+        except RateLimiterUnavailable as exc:
+            await refuse_unavailable(scope, send, exc)
+            return
         limit_headers = verdict.headers()
         if not verdict.allowed:
             seconds = verdict.retry_after_seconds
@@ -90,20 +104,25 @@ class RateLimitMiddleware:
 
         started = False
 
-        async def send_with_limits(message: Message) -> None:
+        # A plain function returning send's awaitable: no coroutine frame per token.
+        def send_with_limits(message: Message) -> Awaitable[None]:
             nonlocal started
             if not started:
                 started = True
                 kind = message["type"]
                 if kind in HEADER_MESSAGES:
                     message["headers"] = [*message.get("headers", ()), *limit_headers]
-            await send(message)
+            return send(message)
 
         if path not in self.stream_paths:
             await self.app(scope, receive, send_with_limits)
             return
 
-        lease = await policy.open_stream(caller)
+        try:
+            lease = await policy.open_stream(caller)
+        except RateLimiterUnavailable as exc:
+            await refuse_unavailable(scope, send, exc, limit_headers)
+            return
         if lease is None:
             log.info(
                 "ratelimit.too_many_streams", caller=caller.key, max_streams=policy.max_streams

@@ -79,6 +79,24 @@ class Lease:
     token: str
 
 
+class RateLimiterUnavailable(Exception):
+    """The backend cannot decide now and is configured to refuse rather than guess.
+
+    A shared backend raises it from ``hit`` or ``acquire_stream`` when its store
+    is unreachable and its failure mode is "closed"; transports answer with 503.
+    """
+
+    code = "rate_limiter_unavailable"
+
+    def __init__(self, retry_after: float = 1.0) -> None:
+        super().__init__("Rate limiting is unavailable; retry shortly.")
+        self.retry_after = retry_after
+
+    @property
+    def retry_after_seconds(self) -> int:
+        return max(1, math.ceil(self.retry_after))
+
+
 class RateLimiter(Protocol):
     """What the policy needs from a backend. All methods are safe to call concurrently."""
 

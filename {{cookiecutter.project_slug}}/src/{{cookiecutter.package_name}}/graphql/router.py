@@ -1,0 +1,89 @@
+"""Strawberry's FastAPI router, with this service's WebSocket authentication and IDE policy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, overload
+
+import structlog
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.websockets import WebSocket
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.fastapi import GraphQLRouter
+from strawberry.types.unset import UNSET, UnsetType
+
+from ..auth.authenticators import AuthenticationError, Authenticator
+from ..errors import STATUS_CODES, error_payload
+from ..middleware import request_id_of
+from .context import GraphQLContext
+
+# GraphiQL is a page that loads React and GraphiQL from unpkg.com and starts them
+# with an inline script; the API's own policy ("default-src 'none'") would leave
+# it blank. It talks only to this origin, over fetch and the WebSocket.
+IDE_CSP = (
+    "default-src 'none'; "
+    "script-src 'self' 'unsafe-inline' https://unpkg.com; "
+    "style-src 'self' 'unsafe-inline' https://unpkg.com; "
+    "img-src 'self' data:; "
+    "font-src 'self' data: https://unpkg.com; "
+    "connect-src 'self'; "
+    "frame-ancestors 'none'"
+)
+
+log = structlog.get_logger("graphql")
+
+
+class ServiceGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
+    def __init__(self, *args: Any, authenticators: Sequence[Authenticator], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The wiring's list itself: read at each connection, after every feature added its own.
+        self.authenticators = authenticators
+
+    async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
+        """``connection_init``: credentials in its payload decide who the connection is.
+
+        Refused credentials close the socket with 4403; Strawberry itself closes
+        with 4401 a socket that subscribes before ``connection_init``.
+        """
+        try:
+            await context.on_connection_init(self.authenticators)
+        except AuthenticationError as exc:
+            log.info("graphql.connection_refused", reason=exc.message)
+            raise ConnectionRejectionError({"message": exc.message}) from None
+        # The singleton Strawberry calls UNSET: a plain connection_ack, with no payload.
+        return UnsetType()
+
+    @overload
+    async def run(
+        self, request: Request, context: GraphQLContext = UNSET, root_value: None = UNSET
+    ) -> Response: ...
+
+    @overload
+    async def run(
+        self, request: WebSocket, context: GraphQLContext = UNSET, root_value: None = UNSET
+    ) -> WebSocket: ...
+
+    async def run(
+        self,
+        request: Request | WebSocket,
+        context: GraphQLContext = UNSET,
+        root_value: None = UNSET,
+    ) -> Response | WebSocket:
+        if isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as exc:
+            # Strawberry answers a body it cannot read in plain text; the API's
+            # errors all have one JSON shape.
+            code = STATUS_CODES.get(exc.status_code, "bad_request")
+            payload = error_payload(code, exc.reason, request_id_of(request.scope))
+            return JSONResponse(payload, status_code=exc.status_code)
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        response = await super().render_graphql_ide(request)
+        # The security-headers layer keeps a Content-Security-Policy the route set.
+        response.headers["content-security-policy"] = IDE_CSP
+        return response

@@ -1,0 +1,76 @@
+"""Protobuf messages to and from the core's request and events."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from ..chat.models import ChatEvent, ChatRequest, DoneEvent, ErrorEvent, TokenEvent, UsageEvent
+from ..chat.service import Completion
+from . import chat_pb2
+
+ROLES: dict[int, str] = {
+    chat_pb2.ROLE_SYSTEM: "system",
+    chat_pb2.ROLE_USER: "user",
+    chat_pb2.ROLE_ASSISTANT: "assistant",
+}
+# How many validation problems a refusal names; the rest are counted.
+MAX_PROBLEMS = 5
+
+
+def chat_request(message: chat_pb2.ChatRequest) -> ChatRequest:
+    """The core's request, validated by the same model as HTTP; raises ``ValidationError``.
+
+    An unset ``optional`` field is ``None`` (the configured default), so that an
+    explicit 0 is refused rather than mistaken for "not given".
+    """
+    return ChatRequest.model_validate(
+        {
+            # ROLE_UNSPECIFIED becomes None, which the model refuses by name.
+            "messages": [
+                {"role": ROLES.get(turn.role), "content": turn.content} for turn in message.messages
+            ],
+            "model": message.model if message.HasField("model") else None,
+            "max_tokens": message.max_tokens if message.HasField("max_tokens") else None,
+            "temperature": message.temperature if message.HasField("temperature") else None,
+        }
+    )
+
+
+def describe(error: ValidationError) -> str:
+    """``messages: List should have at least 1 item ...``: field paths as in the .proto."""
+    problems = error.errors()
+    parts = [
+        f"{'.'.join(str(part) for part in item['loc']) or 'request'}: {item['msg']}"
+        for item in problems[:MAX_PROBLEMS]
+    ]
+    if len(problems) > MAX_PROBLEMS:
+        parts.append(f"and {len(problems) - MAX_PROBLEMS} more")
+    return "; ".join(parts)
+
+
+def usage_message(event: UsageEvent) -> chat_pb2.Usage:
+    return chat_pb2.Usage(
+        prompt_tokens=event.prompt_tokens,
+        completion_tokens=event.completion_tokens,
+        total_tokens=event.total_tokens,
+    )
+
+
+def event_message(event: ChatEvent) -> chat_pb2.ChatEvent:
+    if type(event) is TokenEvent:
+        return chat_pb2.ChatEvent(token=chat_pb2.Token(index=event.index, text=event.text))
+    if type(event) is UsageEvent:
+        return chat_pb2.ChatEvent(usage=usage_message(event))
+    if type(event) is DoneEvent:
+        return chat_pb2.ChatEvent(done=chat_pb2.Done(finish_reason=event.finish_reason))
+    assert isinstance(event, ErrorEvent)
+    return chat_pb2.ChatEvent(error=chat_pb2.Error(code=event.code, message=event.message))
+
+
+def completion_message(completion: Completion) -> chat_pb2.ChatResponse:
+    return chat_pb2.ChatResponse(
+        text=completion.text,
+        usage=usage_message(completion.usage),
+        finish_reason=completion.finish_reason,
+        model=completion.model,
+    )

@@ -1,0 +1,38 @@
+"""The ``use_redis`` feature: rate limits and stream caps shared through Redis.
+
+Replaces the in-memory backend with ``RedisRateLimiter``, which keeps the
+in-memory one as its ``local`` fallback. The lifespan starts and stops it
+(connection pool, lease refresher) like any backend. Nothing is installed when
+rate limiting is disabled: there is nothing to share.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from ..wiring import Wiring
+from .redis_limiter import RedisRateLimiter
+from .redis_metrics import RedisLimiterMetrics
+from .token_bucket import InMemoryRateLimiter
+
+
+def install(app: FastAPI, wiring: Wiring) -> None:
+    settings = wiring.settings
+    if not settings.rate_limit_enabled:
+        return
+    fallback = wiring.limiter
+    if not isinstance(fallback, InMemoryRateLimiter):
+        fallback = InMemoryRateLimiter(max_keys=settings.rate_limit_max_callers)
+    limiter = RedisRateLimiter(
+        settings.redis_url.get_secret_value(),
+        timeout=settings.redis_timeout_ms / 1000,
+        max_connections=settings.redis_max_connections,
+        failure_mode=settings.rate_limit_failure_mode,
+        lease_seconds=settings.rate_limit_stream_lease_seconds,
+        fallback=fallback,
+        metrics=RedisLimiterMetrics(wiring.metrics.registry),
+    )
+    wiring.limiter = limiter
+    if settings.rate_limit_failure_mode == "closed":
+        # Only here does losing Redis stop this instance from serving (see redis_limiter).
+        wiring.readiness["redis"] = limiter.ready
