@@ -192,10 +192,6 @@ async def test_a_port_held_by_another_program_stops_the_start(
     ("overrides", "message"),
     [
         ({"port": 9000, "grpc_port": 9000}, "GRPC_PORT must differ from PORT"),
-        (
-            {"environment": "production", "llm_provider": "openai", "grpc_port": 0},
-            "GRPC_PORT=0 picks a random port",
-        ),
     ],
 )
 def test_settings_refuse_unusable_ports(

@@ -6,8 +6,11 @@ import asyncio
 import os
 import stat
 import sys
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 import {{cookiecutter.package_name}} as package
 
@@ -18,8 +21,22 @@ from conftest import TEST_JWT_SECRET
 SOURCE_ROOT = str(Path(package.__file__).resolve().parents[1])
 PASSWORD = "a long enough password"
 
+AddUser = Callable[..., Awaitable[tuple[int, str, str]]]
 
-async def add_user(*args: str, stdin: str, **env: str) -> tuple[int, str, str]:
+
+@pytest.fixture
+def add_user(tmp_path: Path) -> AddUser:
+    """Run ``add-user ARGS`` with ``stdin``; its exit code, output and errors."""
+
+    async def run(*args: str, stdin: str, **env: str) -> tuple[int, str, str]:
+        return await run_cli(args, stdin, env, cwd=tmp_path)
+
+    return run
+
+
+async def run_cli(
+    args: Sequence[str], stdin: str, env: dict[str, str], cwd: Path
+) -> tuple[int, str, str]:
     environment = {
         **os.environ,
         "PYTHONPATH": SOURCE_ROOT,
@@ -34,6 +51,8 @@ async def add_user(*args: str, stdin: str, **env: str) -> tuple[int, str, str]:
         "add-user",
         *args,
         env=environment,
+        # Elsewhere than the project, whose .env (if any) must not take part.
+        cwd=cwd,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -50,7 +69,9 @@ async def sign_in(client_factory: Any, users_file: Path, password: str) -> int:
     return int(response.status_code)
 
 
-async def test_add_user_writes_a_hash_that_signs_in(client_factory: Any, tmp_path: Path) -> None:
+async def test_add_user_writes_a_hash_that_signs_in(
+    add_user: AddUser, client_factory: Any, tmp_path: Path
+) -> None:
     users = tmp_path / "users.db"
     code, out, err = await add_user("alice", "--users-file", str(users), stdin=PASSWORD + "\n")
     assert (code, err) == (0, "")
@@ -63,7 +84,9 @@ async def test_add_user_writes_a_hash_that_signs_in(client_factory: Any, tmp_pat
     assert await sign_in(client_factory, users, "not the password") == 401
 
 
-async def test_existing_users_need_replace(client_factory: Any, tmp_path: Path) -> None:
+async def test_existing_users_need_replace(
+    add_user: AddUser, client_factory: Any, tmp_path: Path
+) -> None:
     users = tmp_path / "users.db"
     assert (await add_user("alice", "--users-file", str(users), stdin=PASSWORD))[0] == 0
     code, _, err = await add_user("alice", "--users-file", str(users), stdin="another password")
@@ -78,14 +101,14 @@ async def test_existing_users_need_replace(client_factory: Any, tmp_path: Path) 
     assert await sign_in(client_factory, users, PASSWORD) == 401
 
 
-async def test_the_users_file_setting_is_the_default(tmp_path: Path) -> None:
+async def test_the_users_file_setting_is_the_default(add_user: AddUser, tmp_path: Path) -> None:
     users = tmp_path / "from-env.db"
     code, _, _ = await add_user("alice", stdin=PASSWORD, JWT_USERS_FILE=str(users))
     assert code == 0
     assert users.exists()
 
 
-async def test_bad_input_is_refused_with_one_line(tmp_path: Path) -> None:
+async def test_bad_input_is_refused_with_one_line(add_user: AddUser, tmp_path: Path) -> None:
     users = str(tmp_path / "users.db")
     short = await add_user("alice", "--users-file", users, stdin="short")
     bad_name = await add_user("no spaces please", "--users-file", users, stdin=PASSWORD)

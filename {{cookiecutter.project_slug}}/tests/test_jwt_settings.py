@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,7 +63,9 @@ def test_development_may_use_the_default_secret() -> None:
     assert "dev-only" not in repr(settings)
 
 
-async def test_the_service_refuses_to_start_in_production_without_a_secret() -> None:
+async def test_the_service_refuses_to_start_in_production_without_a_secret(
+    tmp_path: Path,
+) -> None:
     source_root = os.path.dirname(os.path.dirname(os.path.abspath(package.__file__)))
     environment = {
         **os.environ,
@@ -70,8 +73,14 @@ async def test_the_service_refuses_to_start_in_production_without_a_secret() -> 
         **{name.upper(): str(value) for name, value in PRODUCTION.items()},
     }
     environment.pop("JWT_SECRET", None)
+    # Elsewhere than the project, whose .env (if any) must not take part.
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", package.__name__, env=environment, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        package.__name__,
+        env=environment,
+        cwd=tmp_path,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     lines = [line for line in stderr.decode().splitlines() if line.strip()]

@@ -213,7 +213,7 @@ class Settings(BaseSettings):
     grpc_enabled: bool = True
     # Empty: the same address as HOST.
     grpc_host: str = ""
-    # 0 picks a free port (tests); refused in production.
+    # 0 picks a free port (tests).
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     grpc_reflection: bool = True
 
@@ -223,8 +223,6 @@ class Settings(BaseSettings):
             return self
         if self.grpc_port == self.port:
             raise ValueError("GRPC_PORT must differ from PORT")
-        if self.environment == "production" and self.grpc_port == 0:
-            raise ValueError("GRPC_PORT=0 picks a random port; set a fixed port in production")
         return self
 {%- endif %}
 {%- if cookiecutter.use_graphql %}
