@@ -8,6 +8,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from {{cookiecutter.package_name}}.ratelimit.redis_limiter import RedisRateLimiter
 
 # isort: split
 # Test helpers come after the package, whatever the package is named.
@@ -92,3 +95,40 @@ async def test_a_crashed_workers_leases_lapse_while_live_ones_are_refreshed(
     assert await other.acquire_stream(key, cap) is None
     assert alive.streams.held(key) == 1
     assert other.streams.held(key) == 2
+
+
+class CancellationToError(RedisRateLimiter):
+    """A refresh that answers its cancellation with a Redis error, as a client can."""
+
+    syncing = asyncio.Event()
+    converted = 0
+
+    async def _sync(self) -> None:
+        self.syncing.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            # Only once, so that a regression fails this test rather than hang it.
+            if self.converted:
+                raise
+            self.converted += 1
+            raise RedisConnectionError("connection closed while cancelling") from None
+
+
+async def test_stopping_ends_a_refresher_whose_cancellation_became_an_error(
+    empty_redis: RedisServer,
+) -> None:
+    limiter = CancellationToError(empty_redis.url, timeout=2.0, lease_seconds=0.03)
+    await limiter.start(None)
+    refresher = limiter._refresher
+    assert refresher is not None
+    await asyncio.wait_for(limiter.syncing.wait(), 5)
+    started = asyncio.get_running_loop().time()
+    await limiter.stop(None)
+    # Without the stop flag the loop would take the error as a failed refresh and go on.
+    done = refresher.done()
+    if not done:
+        refresher.cancel()
+    assert done
+    assert limiter.converted == 1
+    assert asyncio.get_running_loop().time() - started < 1.0

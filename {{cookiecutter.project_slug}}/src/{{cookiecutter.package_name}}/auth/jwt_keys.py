@@ -13,7 +13,6 @@ provider delays only the requests that need a new key.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +22,8 @@ from typing import Any
 import httpx
 import structlog
 from jwt import PyJWK
+
+from ..background import stop_task
 
 log = structlog.get_logger("auth.jwks")
 
@@ -119,6 +120,7 @@ class JwksCache:
         self._lock = asyncio.Lock()
         self._client: httpx.AsyncClient | None = None
         self._keeper: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # --- lifespan ------------------------------------------------------------
 
@@ -129,11 +131,9 @@ class JwksCache:
         self._keeper = asyncio.create_task(self._keep_fresh(), name="jwks-refresh")
 
     async def stop(self, app: object = None) -> None:
+        self._stopping = True
         task, self._keeper = self._keeper, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
@@ -144,7 +144,7 @@ class JwksCache:
 
     async def _keep_fresh(self) -> None:
         delay = FIRST_RETRY_SECONDS
-        while True:
+        while not self._stopping:
             if self.loaded:
                 await asyncio.sleep(self.max_age)
             else:

@@ -17,11 +17,12 @@ pays for every probe of a dead Redis; here only a background task does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
 import structlog
+
+from ..background import stop_task
 
 log = structlog.get_logger("ratelimit")
 
@@ -50,6 +51,7 @@ class Circuit:
         self._down_since = 0.0
         self._next_probe = 0.0
         self._recovery: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def retry_after(self) -> float:
@@ -70,7 +72,7 @@ class Circuit:
 
     def trip(self, error: BaseException) -> None:
         """Open the circuit now (e.g. Redis unreachable at start-up) and start probing."""
-        if not self.up:
+        if not self.up or self._closed:
             return
         self.up = False
         self._failures = 0
@@ -89,7 +91,7 @@ class Circuit:
 
     async def _recover(self) -> None:
         delay = self.first_delay
-        while True:
+        while not self._closed:
             await asyncio.sleep(max(0.0, self._next_probe - time.monotonic()))
             try:
                 await self.probe()
@@ -105,6 +107,8 @@ class Circuit:
                 )
                 continue
             break
+        if self._closed:
+            return
         self.up = True
         self._recovery = None
         log.info(
@@ -116,8 +120,6 @@ class Circuit:
             self.on_change(True)
 
     async def close(self) -> None:
+        self._closed = True
         task, self._recovery = self._recovery, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)

@@ -45,6 +45,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ..background import stop_task
 from .base import Decision, Lease, Quota, RateLimiterUnavailable
 from .redis_circuit import Circuit
 from .redis_metrics import RedisLimiterMetrics
@@ -102,6 +103,7 @@ class RedisRateLimiter:
         self._unreleased: deque[Lease] = deque(maxlen=MAX_UNRELEASED)
         self._wake = asyncio.Event()
         self._refresher: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # --- lifespan ------------------------------------------------------------
 
@@ -131,11 +133,9 @@ class RedisRateLimiter:
         self._refresher = asyncio.create_task(self._refresh_forever(), name="redis-lease-refresh")
 
     async def stop(self, app: object) -> None:
+        self._stopping = True
         task, self._refresher = self._refresher, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
         await self.circuit.close()
         # Streams still open now give their slots back at once rather than after the TTL.
         self._unreleased.extend(self.streams.pop_all(REDIS))
@@ -278,12 +278,12 @@ class RedisRateLimiter:
 
     async def _refresh_forever(self) -> None:
         interval = self.lease_seconds / 3
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval):
                     await self._wake.wait()
             self._wake.clear()
-            if not self.circuit.up:
+            if self._stopping or not self.circuit.up:
                 continue
             try:
                 await self._sync()

@@ -21,13 +21,13 @@ bucket, and its in-memory storage sets no bound on the number of keys.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..background import stop_task
 from .base import Decision, Lease, Quota
 from .streams import StreamSlots
 
@@ -127,10 +127,7 @@ class InMemoryRateLimiter:
 
     async def stop(self, app: object) -> None:
         task, self._sweeper = self._sweeper, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)
 
     async def _sweep_forever(self) -> None:
         while True:
