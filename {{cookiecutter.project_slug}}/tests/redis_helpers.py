@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -250,9 +251,22 @@ def reset_command_stats(server: RedisServer) -> None:
         client.config_resetstat()
 
 
+@dataclass(frozen=True)
+class ServiceProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: nothing is given back."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
 @asynccontextmanager
-async def service_process(log_file: Path, workers: int, **env: str) -> AsyncIterator[str]:
-    """``python -m <package>`` with ``workers`` uvicorn workers; yields its base URL.
+async def service_process(
+    log_file: Path, workers: int, **env: str
+) -> AsyncIterator[ServiceProcess]:
+    """``python -m <package>`` with ``workers`` uvicorn workers, on a port of its own.
 
     Ready once every worker has logged its start-up; stopped by its PID.
     """
@@ -277,7 +291,7 @@ async def service_process(log_file: Path, workers: int, **env: str) -> AsyncIter
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("service did not start:\n" + log_file.read_text()[-3000:])
             await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield ServiceProcess(f"http://127.0.0.1:{port}", process)
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGTERM)
@@ -325,6 +339,17 @@ async def leases_of_a_crashed_worker(
     finally:
         process.kill()
         await process.wait()
+
+
+def leases_in_redis(server: RedisServer, *, live: bool = False) -> int:
+    """Open-stream leases in Redis, by every instance and caller.
+
+    A lapsed lease stays in its set until the next acquire for that caller drops
+    it; ``live=True`` counts only those not lapsed yet (scored by expiry).
+    """
+    low = f"({redis_now_ms(server)}" if live else "-inf"
+    with server.client() as client:
+        return sum(int(client.zcount(key, low, "+inf")) for key in client.keys("rl:v1:*:streams"))
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 10.0) -> None:

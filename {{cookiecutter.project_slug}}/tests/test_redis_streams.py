@@ -19,15 +19,11 @@ from redis_helpers import (
     RedisServer,
     eventually,
     http_client,
+    leases_in_redis,
     leases_of_a_crashed_worker,
 )
 
 LONG_CHAT = {"messages": [{"role": "user", "content": "a long answer"}], "max_tokens": 5000}
-
-
-def leases_in_redis(server: RedisServer) -> int:
-    with server.client() as client:
-        return sum(int(client.zcard(key)) for key in client.keys("rl:v1:*:streams"))
 
 
 async def open_stream(stack: AsyncExitStack, http: httpx.AsyncClient) -> AsyncIterator[bytes]:

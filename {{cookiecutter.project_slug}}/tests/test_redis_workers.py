@@ -23,11 +23,13 @@ async def test_four_workers_allow_exactly_the_limit(
     # requires them), through the environment the workers read.
     env = {name.upper(): str(value) for name, value in TEST_DEFAULTS.items()}
     env.update(RATE_LIMIT_IP=LIMIT, RATE_LIMIT_USER=LIMIT, REDIS_URL=empty_redis.url)
-    async with service_process(tmp_path / "service.log", WORKERS, **env) as url:
+    async with service_process(tmp_path / "service.log", WORKERS, **env) as service:
         # 200 requests take a second or two: keep them inside one minute's window.
         await at_window_offset(empty_redis, 60_000, 0, 52_000)
         limits = httpx.Limits(max_connections=200)
-        async with http_client(url, limits=limits, headers=AUTH_HEADERS, timeout=30) as http:
+        async with http_client(
+            service.url, limits=limits, headers=AUTH_HEADERS, timeout=30
+        ) as http:
             responses = await asyncio.gather(*(http.get("/api/v1/models") for _ in range(200)))
     statuses = [response.status_code for response in responses]
     assert statuses.count(200) == 50, sorted(set(statuses))
