@@ -88,3 +88,14 @@ async def test_the_service_refuses_to_start_in_production_without_a_secret(
     assert len(lines) == 1, lines
     assert lines[0].startswith("invalid configuration:")
     assert "JWT_SECRET" in lines[0]
+
+
+@pytest.mark.parametrize("ignore_file", [".gitignore", ".dockerignore"])
+def test_the_user_store_is_kept_out_of_git_and_images(ignore_file: str) -> None:
+    from {{cookiecutter.package_name}}.settings import Settings
+
+    store = Settings.model_fields["jwt_users_file"].default
+    lines = (Path(__file__).resolve().parents[1] / ignore_file).read_text().splitlines()
+    # The database and SQLite's journal and WAL files beside it.
+    assert store in lines
+    assert f"{store}-*" in lines
