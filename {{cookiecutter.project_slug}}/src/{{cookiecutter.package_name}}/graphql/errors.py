@@ -1,8 +1,9 @@
 """GraphQL errors carry the REST error codes in ``extensions``.
 
 Every error leaves with ``extensions.code`` (the same codes as the REST error
-body: ``rate_limited``, ``too_many_streams``, ``validation_error``, the core's
-``ChatError`` codes, ``internal_error``...) and ``extensions.request_id``.
+body: ``rate_limited``, ``too_many_streams``, ``rate_limiter_unavailable``,
+``validation_error``, the core's ``ChatError`` codes, ``internal_error``...)
+and ``extensions.request_id``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.utils.str_converters import to_camel_case
 
 from ..chat.errors import ChatError
+from ..ratelimit.base import RateLimiterUnavailable
 from ..ratelimit.policy import TooManyStreams
 
 INTERNAL_ERROR = "internal_error"
@@ -82,6 +84,8 @@ def classify(error: GraphQLError) -> tuple[str, dict[str, Any]]:
         return original.code, {}
     if isinstance(original, TooManyStreams):
         return original.code, {"retry_after": 1}
+    if isinstance(original, RateLimiterUnavailable):
+        return original.code, {"retry_after": original.retry_after_seconds}
     if isinstance(original, ValidationError):
         return "validation_error", {}
     if isinstance(

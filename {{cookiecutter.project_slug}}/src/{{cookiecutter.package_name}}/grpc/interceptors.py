@@ -25,6 +25,7 @@ import structlog
 from ..auth.authenticators import AuthenticationError, Authenticator, authenticate
 from ..auth.principal import Principal
 from ..middleware.request_id import VALID_ID
+from ..ratelimit.base import RateLimiterUnavailable
 from ..ratelimit.policy import RateLimitPolicy, TooManyStreams, parse_ip
 from .handlers import Context, metadata_map, service_of, wrap_handler
 from .status import RETRY_AFTER_KEY
@@ -178,13 +179,29 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         return wrap_handler(handler, around)
 
 
+async def refuse_unavailable(
+    context: Context,
+    method: str,
+    exc: RateLimiterUnavailable,
+    pairs: Sequence[tuple[str, str]] = (),
+) -> None:
+    """UNAVAILABLE, HTTP's 503: a shared backend is down and set to refuse rather than guess."""
+    log.warning("ratelimit.unavailable", rpc=method, retry_after=exc.retry_after_seconds)
+    await context.abort(
+        grpc.StatusCode.UNAVAILABLE,
+        str(exc),
+        (*pairs, (RETRY_AFTER_KEY, str(exc.retry_after_seconds))),
+    )
+
+
 class RateLimitInterceptor(grpc.aio.ServerInterceptor):
     """HTTP's request rate and stream cap, through the same policy and backend.
 
     The operation ``RATE_LIMIT_ROUTES`` matches is the full method name, e.g.
     ``/streaming.v1.ChatService/StreamChat``. Every generation holds one of the
     caller's stream slots until its call ends. Refusals are RESOURCE_EXHAUSTED
-    with ``retry-after`` (and the ``ratelimit`` pairs) in the trailing metadata.
+    with ``retry-after`` (and the ``ratelimit`` pairs) in the trailing metadata;
+    a shared backend that is down and set to refuse gives UNAVAILABLE.
     """
 
     def __init__(self, policy: RateLimitPolicy, services: frozenset[str]) -> None:
@@ -208,7 +225,10 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
             call = current_call()
             caller = policy.caller(call.principal, peer_ip(context.peer()), forwarded_for)
             call.client_ip = caller.ip
-            verdict = await policy.check(caller, method)
+            try:
+                verdict = await policy.check(caller, method)
+            except RateLimiterUnavailable as exc:
+                await refuse_unavailable(context, method, exc)
             pairs = tuple((key.decode(), value.decode()) for key, value in verdict.headers())
             if not verdict.allowed:
                 seconds = verdict.retry_after_seconds
@@ -239,6 +259,8 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
                         str(exc),
                         (*pairs, (RETRY_AFTER_KEY, "1")),
                     )
+                except RateLimiterUnavailable as exc:
+                    await refuse_unavailable(context, method, exc, pairs)
                 context.set_trailing_metadata(pairs)
                 yield
 
