@@ -160,6 +160,45 @@ async def test_websocket_handshake_needs_a_key(make_settings: SettingsFactory) -
             assert ws.response.headers["ratelimit-policy"] == '"user";q=3;w=3600'
 
 
+async def test_refused_keys_spend_the_address_budget_then_get_429(
+    make_settings: SettingsFactory,
+) -> None:
+    app = create_app(make_settings(**{**KEYS, "rate_limit_ip": "3/hour"}))
+    async with running(add_test_routes(app)) as http:
+        without_credentials(http)
+        guesses = [
+            await http.get("/api/v1/models", headers=key(f"guess-{n:016d}")) for n in range(3)
+        ]
+        missing = await http.get("/api/v1/models")
+        revoked = await http.get("/api/v1/models", headers=key(CAROL))
+        # A good key from the same address is limited by its own quota only.
+        good = await http.get("/api/v1/test/whoami", headers=key(BOB))
+    assert [response.status_code for response in guesses] == [401, 401, 401]
+    assert guesses[-1].headers.get("retry-after") is None
+    for refused in (missing, revoked):
+        body = assert_error_shape(refused, 429, "rate_limited")
+        assert body["message"].startswith("Too many requests; retry after ")
+        assert int(refused.headers["retry-after"]) >= 1
+        assert refused.headers["ratelimit-policy"] == '"ip";q=3;w=3600'
+        assert_security_headers(refused)
+    assert good.status_code == 200
+    assert good.headers["ratelimit-policy"] == '"user";q=3;w=3600'
+
+
+async def test_a_refused_websocket_key_is_counted_too(make_settings: SettingsFactory) -> None:
+    app = create_app(make_settings(**{**KEYS, "rate_limit_ip": "1/hour"}))
+    async with serving(app) as server:
+        url = f"{server.ws_url}/api/v1/chat/ws"
+        statuses = []
+        for _ in range(2):
+            with pytest.raises(InvalidStatus) as refused:
+                async with websockets.connect(url, additional_headers=key("nope"), proxy=None):
+                    pass
+            statuses.append(refused.value.response.status_code)
+    assert statuses == [401, 429]
+    assert json.loads(refused.value.response.body or b"")["code"] == "rate_limited"
+
+
 async def test_without_configured_keys_the_api_is_open(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/v1/models")).status_code == 200
     assert (await client.get("/api/v1/models?key=whatever")).status_code == 200

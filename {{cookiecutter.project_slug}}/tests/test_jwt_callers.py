@@ -71,3 +71,15 @@ async def test_other_transports_authenticate_the_same_way(client_factory: Any) -
         with pytest.raises(AuthenticationError) as refused:
             await authenticate(authenticators, metadata)
         assert message in refused.value.message
+
+
+async def test_refused_tokens_spend_the_address_budget_then_get_429(client_factory: Any) -> None:
+    async with client_factory(rate_limit_ip="2/hour", rate_limit_user="100/hour") as http:
+        without_credentials(http)
+        forged = [
+            (await http.get(PATH, headers=bearer(hs_token(secret="x" * 32)))).status_code
+            for _ in range(3)
+        ]
+        valid = await http.get(PATH, headers=bearer(hs_token()))
+    assert forged == [401, 401, 429]
+    assert valid.status_code == 200

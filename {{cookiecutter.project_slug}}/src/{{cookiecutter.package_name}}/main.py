@@ -24,6 +24,7 @@ from .grpc import feature as grpc_feature
 {%- endif %}
 from .lifecycle import build_lifespan
 from .middleware.api_key import ApiKeyMiddleware
+from .middleware.auth_failures import AuthFailureLimitMiddleware
 from .middleware.body_limit import BodyLimitMiddleware
 from .middleware.cors import CORSMiddleware
 from .middleware.error_boundary import ErrorBoundaryMiddleware
@@ -126,6 +127,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ApiKeyMiddleware, settings=settings, api_prefix=API_PREFIX)
     for layer in wiring.auth_layers:
         app.add_middleware(layer)
+    app.add_middleware(
+        AuthFailureLimitMiddleware,
+        settings=settings,
+        limiter=wiring.limiter,
+        api_prefix=API_PREFIX,
+        guarded=bool(settings.api_keys or wiring.auth_layers),
+    )
     app.add_middleware(CORSMiddleware, settings=settings)
     app.add_middleware(BodyLimitMiddleware, max_size=settings.max_request_size)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)

@@ -15,31 +15,19 @@ from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from starlette.requests import HTTPConnection, Request
-from starlette.types import Scope
 from strawberry.fastapi import BaseContext
 
 from ..api.disconnect import unless_disconnected
 from ..auth.authenticators import AuthenticationError, Authenticator
 from ..auth.principal import Principal, get_principal
 from ..chat.service import ChatService
-from ..middleware import get_joined_header, request_id_of
-from ..middleware.rate_limit import FORWARDED_FOR
+from ..middleware import request_id_of
+from ..middleware.rate_limit import caller_of
 from ..ratelimit.policy import Caller, RateLimitPolicy
 from ..settings import Settings
 from .errors import RateLimited
 
 T = TypeVar("T")
-
-
-def caller_of(policy: RateLimitPolicy, scope: Scope, principal: Principal | None) -> Caller:
-    """The same caller the HTTP rate-limit layer derives for this connection."""
-    client = scope.get("client")
-    forwarded = get_joined_header(scope, FORWARDED_FOR) if policy.trusted_proxies else None
-    return policy.caller(
-        principal,
-        client[0] if client else None,
-        forwarded.decode("latin-1") if forwarded is not None else None,
-    )
 
 
 def payload_credentials(params: object) -> dict[str, str]:

@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Iterable
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..auth.principal import get_principal
+from ..auth.principal import Principal, get_principal
 from ..ratelimit.base import RateLimiter, RateLimiterUnavailable
-from ..ratelimit.policy import RateLimitPolicy
+from ..ratelimit.policy import Caller, RateLimitPolicy, Verdict
 from ..settings import Settings
 from . import deny, get_joined_header, in_prefix, state_of
 
@@ -34,12 +34,49 @@ log = structlog.get_logger("ratelimit")
 Header = tuple[bytes, bytes]
 
 
+def caller_of(policy: RateLimitPolicy, scope: Scope, principal: Principal | None) -> Caller:
+    """Who a connection is limited as: its principal, else its client address.
+
+    ``X-Forwarded-For`` is read only when ``TRUSTED_PROXIES`` is set (the policy
+    then takes the address from it only if the peer is one of those proxies).
+    """
+    client = scope.get("client")
+    forwarded = get_joined_header(scope, FORWARDED_FOR) if policy.trusted_proxies else None
+    return policy.caller(
+        principal,
+        client[0] if client else None,
+        forwarded.decode("latin-1") if forwarded is not None else None,
+    )
+
+
 async def refuse_unavailable(
     scope: Scope, send: Send, exc: RateLimiterUnavailable, headers: Iterable[Header] = ()
 ) -> None:
     """503 when a shared backend is down and configured to refuse rather than guess."""
     retry_after = (b"retry-after", str(exc.retry_after_seconds).encode())
     await deny(scope, send, 503, exc.code, str(exc), [*headers, retry_after])
+
+
+async def refuse_over_limit(
+    scope: Scope, send: Send, caller: Caller, verdict: Verdict, **context: str
+) -> None:
+    """429 with ``Retry-After`` and the ``RateLimit`` headers, logged once."""
+    seconds = verdict.retry_after_seconds
+    log.info(
+        "ratelimit.refused",
+        caller=caller.key,
+        policy=verdict.quota.name,
+        retry_after=seconds,
+        **context,
+    )
+    await deny(
+        scope,
+        send,
+        429,
+        "rate_limited",
+        f"Too many requests; retry after {seconds} seconds.",
+        verdict.headers(),
+    )
 
 
 class RateLimitMiddleware:
@@ -56,7 +93,6 @@ class RateLimitMiddleware:
         self.policy = RateLimitPolicy.from_settings(settings, limiter)
         self.api_prefix = api_prefix
         self.stream_paths = frozenset(api_prefix + route for route in stream_routes)
-        self.read_forwarded = bool(self.policy.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -69,13 +105,7 @@ class RateLimitMiddleware:
 
         policy = self.policy
         path: str = scope["path"]
-        client = scope.get("client")
-        forwarded = get_joined_header(scope, FORWARDED_FOR) if self.read_forwarded else None
-        caller = policy.caller(
-            get_principal(scope),
-            client[0] if client else None,
-            forwarded.decode("latin-1") if forwarded is not None else None,
-        )
+        caller = caller_of(policy, scope, get_principal(scope))
         state_of(scope)["client_ip"] = caller.ip
 
         try:
@@ -83,24 +113,10 @@ class RateLimitMiddleware:
         except RateLimiterUnavailable as exc:
             await refuse_unavailable(scope, send, exc)
             return
-        limit_headers = verdict.headers()
         if not verdict.allowed:
-            seconds = verdict.retry_after_seconds
-            log.info(
-                "ratelimit.refused",
-                caller=caller.key,
-                policy=verdict.quota.name,
-                retry_after=seconds,
-            )
-            await deny(
-                scope,
-                send,
-                429,
-                "rate_limited",
-                f"Too many requests; retry after {seconds} seconds.",
-                limit_headers,
-            )
+            await refuse_over_limit(scope, send, caller, verdict)
             return
+        limit_headers = verdict.headers()
 
         started = False
 
