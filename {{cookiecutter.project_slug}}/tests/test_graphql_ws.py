@@ -15,6 +15,7 @@ from graphql_helpers import (
     graphql_socket,
     wait_until,
 )
+from stack_helpers import captured_logs
 
 CYCLES = 500
 TYPENAME_ONLY = "subscription S($input: ChatInput!) { chatStream(input: $input) { __typename } }"
@@ -107,6 +108,22 @@ async def test_disconnecting_stops_the_generation(live_server: Any) -> None:
         await socket.receive()
         assert generating(server) == 1
     await wait_until(lambda: generating(server) == 0 and provider.active == 0)
+
+
+async def test_clients_leaving_mid_result_are_not_logged_as_errors(live_server: Any) -> None:
+    # Unpaced, and the connection dropped without a close handshake (as a client
+    # that crashed or lost its network): the server is sending, and its send fails.
+    server = await live_server(fake_llm_delay_ms=0, log_format="json")
+    with captured_logs() as logs:
+        for _ in range(10):
+            async with graphql_socket(server) as socket:
+                await socket.subscribe("1", TYPENAME_ONLY, {"input": LONG_INPUT})
+                await socket.receive()
+                socket.ws.transport.abort()
+        await wait_until(lambda: generating(server) == 0)
+    assert logs.events("graphql.client_disconnected")
+    errors = [line for line in logs.lines if line.get("level") in ("error", "critical")]
+    assert errors == []
 
 
 async def test_a_draining_service_ends_subscriptions_with_a_final_event(live_server: Any) -> None:

@@ -12,6 +12,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types.unset import UNSET, UnsetType
 
 from ..auth.authenticators import AuthenticationError, Authenticator
@@ -35,7 +39,25 @@ IDE_CSP = (
 log = structlog.get_logger("graphql")
 
 
+class TransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
+    """Strawberry's graphql-transport-ws handler, less one false alarm.
+
+    An operation whose client left while results were being sent ends with
+    ``WebSocketDisconnected``, which Strawberry logs as "Exception in worker
+    task" at ERROR with a traceback. A client leaving is no server error: it is
+    logged at INFO, as the other transports log theirs.
+    """
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        if isinstance(error, WebSocketDisconnected):
+            log.info("graphql.client_disconnected")
+            return
+        await super().handle_task_exception(error)
+
+
 class ServiceGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
+    graphql_transport_ws_handler_class = TransportWSHandler
+
     def __init__(self, *args: Any, authenticators: Sequence[Authenticator], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The wiring's list itself: read at each connection, after every feature added its own.
