@@ -14,12 +14,12 @@ from __future__ import annotations
 import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from ..ratelimit.policy import RateLimitPolicy
 from ..wiring import Wiring
 from . import chat_pb2, chat_pb2_grpc
+from .health import HealthServicer
 from .interceptors import AuthInterceptor, CallLogInterceptor, RateLimitInterceptor
 from .servicer import ChatServicer
 
@@ -44,10 +44,10 @@ class GrpcServer:
     def __init__(self, wiring: Wiring) -> None:
         self._wiring = wiring
         self._server: grpc.aio.Server | None = None
-        self._health: health_aio.HealthServicer | None = None
+        self._health: HealthServicer | None = None
         self.port: int | None = None
 
-    def _build(self) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
+    def _build(self) -> tuple[grpc.aio.Server, HealthServicer]:
         wiring = self._wiring
         settings = wiring.settings
         services = frozenset({CHAT_SERVICE})
@@ -66,7 +66,7 @@ class GrpcServer:
             ],
         )
         chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(wiring.service), server)
-        health = health_aio.HealthServicer()
+        health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         if settings.grpc_reflection:
             reflection.enable_server_reflection(
@@ -99,8 +99,9 @@ class GrpcServer:
         """NOT_SERVING first, so that balancers stop sending calls, then a graceful stop.
 
         Running generations were already told to end (the lifespan drains the
-        core before the shutdown hooks); ``SHUTDOWN_GRACE_SECONDS`` bounds the wait
-        for calls still open, such as health watches, which are then cancelled.
+        core before the shutdown hooks) and health watches end once they have
+        reported NOT_SERVING; ``SHUTDOWN_GRACE_SECONDS`` bounds the wait for any
+        call still open, which is then cancelled.
         """
         server, health = self._server, self._health
         if server is None or health is None:
