@@ -39,6 +39,9 @@ TARGET_CANCEL_MS = 100.0
 TARGET_FLOOR_RATIO = 0.90
 TARGET_NAIVE_RATIO = 10.0
 TARGET_REDIS_RATIO = 0.8
+# ours vs ours-bare (the same app with its middleware stack removed), side by side.
+TARGET_BARE_RATIO = 0.90
+TARGET_BARE_JSON_RATIO = 0.70
 FASTAPI_SSE_BUDGET = 0.90
 
 Results = dict[str, Any]
@@ -205,13 +208,18 @@ def targets(results: Results) -> list[Target]:
     levels = results["sizes"]["levels"]
     for level in levels:
         ours = tps.get("ours", {}).get(level)
-        for other, goal in (("floor", TARGET_FLOOR_RATIO), ("naive", TARGET_NAIVE_RATIO)):
+        for other, goal, why in (
+            ("floor", TARGET_FLOOR_RATIO, ""),
+            ("naive", TARGET_NAIVE_RATIO, ""),
+            ("ours-bare", TARGET_BARE_RATIO, " (middleware cost)"),
+        ):
             r = ratio(ours, tps.get(other, {}).get(level))
             # CPU per token is what contention from other processes distorts least.
             by_cpu = ratio(cpu.get(other, {}).get(level), cpu.get("ours", {}).get(level))
             rows.append(
                 Target(
-                    f"unpaced, {level} stream{'s' if level > 1 else ''}: ours ≥ {goal:g}x {other}",
+                    f"unpaced, {level} stream{'s' if level > 1 else ''}: "
+                    f"ours ≥ {goal:g}x {other}{why}",
                     "—" if r is None else f"{r:.2f}x",
                     verdict(None if r is None else r >= goal),
                     "" if by_cpu is None else f"by server CPU per token: {by_cpu:.2f}x",
@@ -286,6 +294,17 @@ def targets(results: Results) -> list[Target]:
         rows.append(Target("cancellation", "—", "—", "not measured"))
 
     rps = json_spreads(results)
+    r = ratio(rps.get("ours"), rps.get("ours-bare"))
+    json_cpu = json_cpu_spreads(results)
+    by_cpu = ratio(json_cpu.get("ours-bare"), json_cpu.get("ours"))
+    rows.append(
+        Target(
+            f"JSON req/s: ours ≥ {TARGET_BARE_JSON_RATIO:g}x ours-bare",
+            "—" if r is None else f"{r:.2f}x",
+            verdict(None if r is None else r >= TARGET_BARE_JSON_RATIO),
+            "" if by_cpu is None else f"by server CPU per request: {by_cpu:.2f}x",
+        )
+    )
     pending = results.get("pending", {})
     if "ours-redis" in pending:
         rows.append(
@@ -335,12 +354,20 @@ def json_spreads(results: Results) -> dict[str, Spread | None]:
     }
 
 
+def json_cpu_spreads(results: Results) -> dict[str, Spread | None]:
+    data = results.get("figures", {}).get("json", {}).get("apps", {})
+    return {
+        app: spread(pick([r for r in runs if not redis_fell_back(r)], "server_us_per_request"))
+        for app, runs in data.items()
+    }
+
+
 # --- profile ---------------------------------------------------------------------
 
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 
 
-BENCH_APP_MODULES = {"floor", "naive", "fastapi_sse", "source"}
+BENCH_APP_MODULES = {"floor", "naive", "fastapi_sse", "source", "bare_service"}
 
 
 def frame_group(file: str) -> str:
@@ -601,6 +628,7 @@ def section_unpaced(results: Results) -> list[str]:
     for label, a, b in (
         ("ours / floor", "ours", "floor"),
         ("ours / naive", "ours", "naive"),
+        ("ours / ours-bare", "ours", "ours-bare"),
         ("fastapi-sse / fastapi-plain", "fastapi-sse", "fastapi-plain"),
         ("floor / naive", "floor", "naive"),
     ):
@@ -610,7 +638,11 @@ def section_unpaced(results: Results) -> list[str]:
             cells.append("—" if r is None else f"{r:.2f}x")
         rows.append([label, *cells])
     cpu = unpaced_cpu(results)
-    for label, a, b in (("ours / floor", "ours", "floor"), ("ours / naive", "ours", "naive")):
+    for label, a, b in (
+        ("ours / floor", "ours", "floor"),
+        ("ours / naive", "ours", "naive"),
+        ("ours / ours-bare", "ours", "ours-bare"),
+    ):
         cells = []
         for lv in levels:
             r = ratio(cpu.get(b, {}).get(lv), cpu.get(a, {}).get(lv))
@@ -779,7 +811,8 @@ def section_json(results: Results) -> list[str]:
         "## 4. JSON requests/s through the full stack",
         "",
         f"`GET {fig['path']}`, {fig['clients']} keep-alive connections sharing "
-        f"{fig['requests']:,} requests (after a warm-up), full middleware stack.",
+        f"{fig['requests']:,} requests (after a warm-up), full middleware stack (`ours-bare`: "
+        "the same app with none).",
         "",
     ]
     rows = []
@@ -806,6 +839,13 @@ def section_json(results: Results) -> list[str]:
     if r is not None:
         out += [
             f"In-memory limiter on vs off: **{r:.2f}x** the requests/s "
+            f"({(1 - r) * 100:.0f}% cost).",
+            "",
+        ]
+    r = ratio(rps.get("ours"), rps.get("ours-bare"))
+    if r is not None:
+        out += [
+            f"Middleware stack on vs off (ours / ours-bare): **{r:.2f}x** the requests/s "
             f"({(1 - r) * 100:.0f}% cost).",
             "",
         ]
@@ -972,6 +1012,9 @@ def headroom(results: Results) -> list[tuple[str, float]]:
         r = ratio(ours, tps.get("naive", {}).get(level))
         if r is not None:
             bars.append((f"ours/naive @{level}", r / TARGET_NAIVE_RATIO))
+        r = ratio(ours, tps.get("ours-bare", {}).get(level))
+        if r is not None:
+            bars.append((f"ours/ours-bare @{level}", r / TARGET_BARE_RATIO))
     figs = results.get("figures", {})
     paced = figs.get("paced", {}).get("apps", {}).get("ours", [])
     gap = spread(pick(paced, "gap_ms", "p99"))
@@ -992,6 +1035,9 @@ def headroom(results: Results) -> list[tuple[str, float]]:
         if worst > 0:
             bars.append(("cancel worst", TARGET_CANCEL_MS / worst))
     rps = json_spreads(results)
+    r = ratio(rps.get("ours"), rps.get("ours-bare"))
+    if r is not None:
+        bars.append(("json ours/ours-bare", r / TARGET_BARE_JSON_RATIO))
     r = ratio(rps.get("ours-redis"), rps.get("ours"))
     if r is not None:
         bars.append(("redis/in-memory", r / TARGET_REDIS_RATIO))
@@ -1106,7 +1152,7 @@ def write_chart(results: Results, path: Path) -> None:
         ax.bar([name], [0])
         ax.annotate("pending", (name, 0), ha="center", va="bottom")
     ax.set_ylabel("requests/s")
-    ax.set_title("GET /api/v1/models, full stack")
+    ax.set_title("GET /api/v1/models")
 
     # (f) cancellation
     ax = axes[1][2]

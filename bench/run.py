@@ -44,10 +44,10 @@ from servers import (
 
 # Which apps each figure measures. An app whose feature is not written yet (see
 # ``AppSpec.requires``) is reported as pending; adding one is one name here.
-UNPACED_APPS = ["floor", "naive", "ours", "fastapi-sse", "fastapi-plain"]
+UNPACED_APPS = ["floor", "naive", "ours", "ours-bare", "fastapi-sse", "fastapi-plain"]
 PACED_APPS = ["ours", "floor"]
 OPEN_STREAMS_APPS = ["ours"]
-JSON_APPS = ["ours-nolimit", "ours", "ours-redis"]
+JSON_APPS = ["ours-nolimit", "ours", "ours-bare", "ours-redis"]
 CANCEL_APP = "ours"
 PROFILED = [("ours", "stream"), ("ours", "json"), ("naive", "stream")]
 FIGURES = ("unpaced", "paced", "open_streams", "json", "cancel")

@@ -59,7 +59,11 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class AppSpec:
-    """One app under test. ``kind`` "bench" lives in bench/apps; "service" is rendered."""
+    """One app under test. ``kind`` "bench" lives in bench/apps; "service" is rendered.
+
+    A "service" app whose ``target`` module is in bench/apps (a wrapper around the
+    rendered package) sets ``wrapper``: both folders then go on PYTHONPATH.
+    """
 
     name: str
     kind: str
@@ -72,6 +76,7 @@ class AppSpec:
     # A rendered file that must contain this text for the app to exist yet; an app
     # whose feature is still unwritten is reported as pending, not as a failure.
     requires: tuple[str, str] | None = None
+    wrapper: bool = False
 
 
 APPS: dict[str, AppSpec] = {
@@ -101,6 +106,13 @@ APPS: dict[str, AppSpec] = {
             "streaming_service.main:app",
             "rendered default variant, RATE_LIMIT_ENABLED=false",
             env={"RATE_LIMIT_ENABLED": "false"},
+        ),
+        AppSpec(
+            "ours-bare",
+            "service",
+            "bare_service:app",
+            "rendered default variant's own app with its middleware stack removed",
+            wrapper=True,
         ),
         AppSpec(
             "ours-redis",
@@ -272,7 +284,8 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
         env.update(self.env)
-        env["PYTHONPATH"] = str(self.app_dir)
+        paths = [self.app_dir, APPS_DIR] if self.spec.wrapper else [self.app_dir]
+        env["PYTHONPATH"] = os.pathsep.join(str(path) for path in paths)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
