@@ -8,8 +8,9 @@
    JSON into ``.cache/reliability/``;
 3. renders those figures into ``RELIABILITY.md`` and exits with pytest's exit code.
 
-``--render-only`` skips step 2 and renders the figures of the last run. Other
-arguments go to pytest, e.g. ``python3 scripts/reliability.py -k storm``.
+``--render-only`` skips step 2 and renders the figures of the last run;
+``--no-render`` skips step 3 (``scripts/test.py`` runs it so). Other arguments
+go to pytest, e.g. ``python3 scripts/reliability.py -k storm``.
 Standard library only.
 """
 
@@ -367,6 +368,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", help="interpreter with the test requirements (default: .venv)")
     parser.add_argument("--render-only", action="store_true", help="render the last run's figures")
+    parser.add_argument(
+        "--no-render", action="store_true", help="run and keep the figures; leave RELIABILITY.md"
+    )
     args, pytest_args = parser.parse_known_args()
     os.chdir(ROOT)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -376,6 +380,8 @@ def main() -> int:
         started = time.monotonic()
         code = run_suite(args.python or os.environ.get("RELIABILITY_PYTHON"), pytest_args)
         seconds = time.monotonic() - started
+    if args.no_render:
+        return code if code is not None else 0
     records = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
     if not records:
         say("no figures found in .cache/reliability/: nothing to render")

@@ -8,9 +8,11 @@ Standard library only, so it works on a machine that has nothing but Python 3.11
    ``.venv`` is rebuilt whenever that file (or the interpreter) changes;
 2. makes sure ``redis-server`` is installed (the generated services' Redis tests
    start their own server) and installs it with apt-get when running as root;
-3. runs pytest from ``.venv`` over ``tests/`` on every core (pytest-xdist,
-   one worker per variant group), forwarding any extra arguments, and exits with
-   pytest's exit code.
+3. runs pytest from ``.venv`` over ``tests/`` and ``bench/`` on every core
+   (pytest-xdist, one worker per variant group), forwarding any extra arguments;
+4. without arguments, then runs the reliability suite (``tests/reliability/``,
+   through ``scripts/reliability.py``) on its own, and exits non-zero if either
+   run failed.
 """
 
 from __future__ import annotations
@@ -140,19 +142,26 @@ def ensure_redis() -> None:
     )
 
 
-def names_a_path(arg: str) -> bool:
-    return not arg.startswith("-") and ("::" in arg or (ROOT / arg).exists())
-
-
 def run_pytest(args: list[str]) -> int:
     env = dict(os.environ)
     env.pop("PYTHONHOME", None)
     env["VIRTUAL_ENV"] = str(VENV)
     env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
-    targets = [] if any(names_a_path(a) for a in args) else ["tests"]
-    command = [str(PYTHON), "-m", "pytest", *targets, "-n", "auto", "--dist", "loadgroup", *args]
+    # No path given: pyproject's testpaths (tests/ and bench/).
+    command = [str(PYTHON), "-m", "pytest", "-n", "auto", "--dist", "loadgroup", *args]
     say(" ".join(["pytest", *command[3:]]))
     return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode
+
+
+def run_reliability() -> int:
+    """The reliability suite, after the rest and on its own: its latency and memory
+    bounds must not share the cores with the variants' test runs. Its figures land
+    in .cache/reliability/; `python3 scripts/reliability.py --render-only` turns
+    them into RELIABILITY.md."""
+    command = [sys.executable, str(ROOT / "scripts" / "reliability.py"), "--python", str(PYTHON)]
+    command.append("--no-render")
+    say("reliability suite: " + " ".join(command[1:]))
+    return subprocess.run(command, cwd=ROOT, check=False).returncode
 
 
 def main() -> int:
@@ -162,7 +171,12 @@ def main() -> int:
     try:
         ensure_venv()
         ensure_redis()
-        code = run_pytest(sys.argv[1:])
+        args = sys.argv[1:]
+        code = run_pytest(args)
+        if not args:
+            # The whole suite: the reliability suite too (given arguments select tests).
+            reliability = run_reliability()
+            code = code or reliability
     except KeyboardInterrupt:
         code = 130
     finally:

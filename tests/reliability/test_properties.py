@@ -10,7 +10,7 @@ every variant, so the default variant is used):
   (``to_core``), which is what the route does next;
 * ``sse_frame``: any JSON payload, framed, parses back (WHATWG rules, and the
   project's own test parser) to the same event, id and payload;
-* the hand-built wire JSON (``event_json``, ``openai_chunks``) is valid JSON that
+* the hand-built wire JSON (``event_json``, ``OpenAIChunks``) is valid JSON that
   matches the documented models for any token text and model name.
 """
 
@@ -163,7 +163,11 @@ def valid_openai(draw: st.DrawFn) -> dict[str, Any]:
     part = st.fixed_dictionaries(
         {"type": st.just("text"), "text": CLEAN_TEXT | LENGTHS.map(long_text)}
     )
-    content = CLEAN_TEXT | LENGTHS.map(long_text) | st.lists(part, max_size=3)
+    # A message's text parts add up to one content: together within the limit.
+    parts = st.lists(part, max_size=3).filter(
+        lambda items: sum(len(item["text"]) for item in items) <= 100_000
+    )
+    content = CLEAN_TEXT | LENGTHS.map(long_text) | parts
     messages = draw(
         st.lists(
             st.fixed_dictionaries(
@@ -343,7 +347,7 @@ def test_request_models_and_sse_framing(
     @SETTINGS
     @given(tokens=st.lists(ANY_TEXT, max_size=5), model_name=ANY_TEXT, usage=st.booleans())
     def openai_chunk_frames(tokens: list[str], model_name: str, usage: bool) -> None:
-        t = tally("openai_chunks: every frame is an SSE event of valid chunk JSON, then [DONE]")
+        t = tally("OpenAIChunks: every frame is an SSE event of valid chunk JSON, then [DONE]")
         t.examples += 1
         models = pkg.models
 
@@ -354,14 +358,15 @@ def test_request_models_and_sse_framing(
             yield models.DoneEvent(finish_reason="length")
 
         async def collect() -> list[bytes]:
-            frames = pkg.compat.openai_chunks(
-                events(),
+            chunks = pkg.compat.OpenAIChunks(
                 completion_id="chatcmpl-x",
                 model=model_name,
                 include_usage=usage,
                 request_id="rid",
             )
-            return [frame async for frame in frames]
+            frames = [chunks.preamble]
+            frames += [chunks.format(event) async for event in events()]
+            return [*frames, pkg.compat.DONE_FRAME]
 
         frames = asyncio.run(collect())
         parsed = parse_sse(b"".join(frames).decode("utf-8"))

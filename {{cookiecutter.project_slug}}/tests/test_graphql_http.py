@@ -99,12 +99,14 @@ async def test_a_document_error_has_a_code_and_the_request_id(live_server: Any) 
         (b"{not json", "application/json"),
         (b"query=%7B%7D", "application/x-www-form-urlencoded"),
         (b'{"variables": {}}', "application/json"),
+        (b'"AAA"', "application/json"),
+        (b"[1, 2]", "application/json"),
         (
             b'{"query": "subscription { chatStream(input: {messages: []}) { __typename } }"}',
             "application/json",
         ),
     ],
-    ids=["bad-json", "form", "no-query", "subscription-over-http"],
+    ids=["bad-json", "form", "no-query", "a-string", "a-list", "subscription-over-http"],
 )
 async def test_unreadable_requests_get_the_api_error_shape(
     live_server: Any, content: bytes, content_type: str

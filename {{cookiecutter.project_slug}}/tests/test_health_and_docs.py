@@ -127,4 +127,20 @@ async def test_errors_of_streaming_routes_are_documented_as_json(client: httpx.A
         responses = schema["paths"][path]["post"]["responses"]
         for status in ("400", "422", "429", "500"):
             assert list(responses[status]["content"]) == ["application/json"], (path, status)
-        assert responses["200"]["content"]["text/event-stream"]["schema"] == {"type": "string"}
+        # One event at a time (OpenAPI 3.2's itemSchema, read from ``schema`` in 3.1).
+        event = responses["200"]["content"]["text/event-stream"]["schema"]
+        assert event["type"] == "object"
+        assert "data" in event["required"]
+    stream_event = schema["paths"]["/api/v1/chat/stream"]["post"]["responses"]["200"]["content"][
+        "text/event-stream"
+    ]["schema"]
+    assert stream_event["properties"]["event"]["enum"] == ["token", "usage", "done", "error"]
+    assert stream_event["required"] == ["data", "event", "id"]
+    data = stream_event["properties"]["data"]
+    assert data["contentMediaType"] == "application/json"
+    assert [ref["$ref"].rsplit("/", 1)[1] for ref in data["contentSchema"]["oneOf"]] == [
+        "TokenMessage",
+        "UsageMessage",
+        "DoneMessage",
+        "ErrorMessage",
+    ]

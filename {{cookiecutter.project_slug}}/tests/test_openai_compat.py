@@ -142,13 +142,28 @@ async def test_unusable_text_is_a_422_not_a_500(client: httpx.AsyncClient) -> No
 
 
 async def test_no_lax_type_coercion(client: httpx.AsyncClient) -> None:
-    for extra in ({"max_tokens": "3"}, {"temperature": False}, {"stream": 0}, {"n": 1.0}):
+    for extra in (
+        {"max_tokens": "3"},
+        {"max_tokens": True},
+        {"max_tokens": 3.5},
+        {"temperature": False},
+        {"stream": 0},
+        {"n": 1.5},
+    ):
         body = {"model": "m", "messages": MESSAGES, **extra}
         response = await client.post("/api/v1/chat/completions", json=body)
         assert response.status_code == 422, extra
     stream_options = {"include_usage": 0}
     body = {"model": "m", "messages": MESSAGES, "stream": True, "stream_options": stream_options}
     assert (await client.post("/api/v1/chat/completions", json=body)).status_code == 422
+
+
+async def test_integral_numbers_are_integers(client: httpx.AsyncClient) -> None:
+    # JSON has one number type, and JSON Schema's "integer" admits 3.0.
+    body = {"model": "m", "messages": MESSAGES, "max_tokens": 3.0, "n": 1.0}
+    response = await client.post("/api/v1/chat/completions", json=body)
+    assert response.status_code == 200
+    assert response.json()["usage"]["completion_tokens"] == 3
 
 
 async def test_undecodable_body_is_a_json_400(client: httpx.AsyncClient) -> None:

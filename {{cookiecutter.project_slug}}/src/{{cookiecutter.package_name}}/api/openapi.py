@@ -1,11 +1,15 @@
-"""Put the stream payload models into the OpenAPI components.
+"""Streamed responses in the OpenAPI document.
 
 Streamed responses are not ``response_model``s, so FastAPI would not list the
-models their ``$ref``s point at.
+models their ``$ref``s point at: ``register_stream_models`` adds them. A
+``text/event-stream`` response is described one event at a time
+(``sse_event_schema``), as OpenAPI 3.2's ``itemSchema`` does and as tools that
+read 3.1 documents (schemathesis among them) take its ``schema``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -24,6 +28,32 @@ STREAM_MODELS: tuple[type[BaseModel], ...] = (
     ChatCompletionChunk,
     ErrorBody,
 )
+
+
+def schema_ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def json_text(schema: dict[str, Any]) -> dict[str, Any]:
+    """A string that holds JSON matching ``schema`` (JSON Schema's content keywords)."""
+    return {"type": "string", "contentMediaType": "application/json", "contentSchema": schema}
+
+
+def sse_event_schema(
+    data: dict[str, Any], *, events: Sequence[str] = (), with_id: bool = False
+) -> dict[str, Any]:
+    """One Server-Sent Event: its ``data`` (``data``: the schema of the field's text),
+    its ``event`` name (one of ``events``; unnamed events when empty) and its ``id``.
+    """
+    properties: dict[str, Any] = {"data": data}
+    required = ["data"]
+    if events:
+        properties["event"] = {"type": "string", "enum": list(events)}
+        required.append("event")
+    if with_id:
+        properties["id"] = {"type": "string"}
+        required.append("id")
+    return {"type": "object", "properties": properties, "required": required}
 
 
 def register_stream_models(app: FastAPI) -> None:

@@ -87,7 +87,7 @@ def issuing_router(issuer: TokenIssuer, users: UserStore, passwords: Passwords) 
         SIGN_IN_PATH,
         response_model=TokenResponse,
         summary="Sign in with a username and password (OAuth2 password flow)",
-        responses={status: ERROR_RESPONSES[status] for status in (401, 422, 429)},
+        responses={status: ERROR_RESPONSES[status] for status in (400, 401, 422, 429)},
     )
     async def issue_token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenResponse:
         name = form.username
@@ -104,7 +104,7 @@ def issuing_router(issuer: TokenIssuer, users: UserStore, passwords: Passwords) 
         REFRESH_PATH,
         response_model=TokenResponse,
         summary="Exchange a refresh token for a new pair (the old one stops working)",
-        responses={status: ERROR_RESPONSES[status] for status in (401, 422, 429)},
+        responses={status: ERROR_RESPONSES[status] for status in (400, 401, 422, 429)},
     )
     async def refresh_token(body: RefreshRequest) -> TokenResponse:
         try:

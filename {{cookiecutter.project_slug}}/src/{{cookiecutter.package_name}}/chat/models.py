@@ -6,10 +6,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
 
 MAX_MESSAGES = 256
 MAX_MESSAGE_CHARS = 100_000
+
+
+def integral_number(value: object) -> object:
+    """For a strict integer field of a JSON body: 16 or 16.0, never "16", true or 16.5.
+
+    JSON has one number type, and JSON Schema's "integer" admits 16.0.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 class Role(StrEnum):
@@ -62,6 +72,8 @@ class ChatRequest(BaseModel):
         description="Sampling temperature, passed to the provider.",
         examples=[0.7],
     )
+
+    _integral = field_validator("max_tokens", mode="before")(integral_number)
 
 
 FinishReason = Literal["stop", "length", "cancelled", "error", "shutdown"]

@@ -7,6 +7,7 @@ from typing import Any, overload
 
 import structlog
 from cross_web import HTTPException
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.websockets import WebSocket
@@ -19,7 +20,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.types.unset import UNSET, UnsetType
 
 from ..auth.authenticators import AuthenticationError, Authenticator
-from ..errors import STATUS_CODES, error_payload
+from ..errors import ERROR_RESPONSES, STATUS_CODES, error_payload
 from ..middleware import request_id_of
 from .context import GraphQLContext
 
@@ -37,6 +38,41 @@ IDE_CSP = (
 )
 
 log = structlog.get_logger("graphql")
+
+# Strawberry reads the body itself, so FastAPI cannot document it from a model.
+GRAPHQL_REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["query"],
+                "properties": {
+                    "query": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "The GraphQL document.",
+                        "examples": ["query { models { id } }"],
+                    },
+                    "variables": {
+                        "type": ["object", "null"],
+                        "description": "Values of the document's variables.",
+                    },
+                    "operationName": {
+                        "type": ["string", "null"],
+                        "minLength": 1,
+                        "description": "Which operation of the document to run.",
+                    },
+                },
+            }
+        }
+    },
+}
+IDE_PAGE: dict[str, Any] = {
+    "description": "The GraphiQL page (outside production).",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+POST_ERRORS = (400, 401, 413, 429, 500, 503)
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
@@ -62,6 +98,22 @@ class ServiceGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
         super().__init__(*args, **kwargs)
         # The wiring's list itself: read at each connection, after every feature added its own.
         self.authenticators = authenticators
+        self._document_routes()
+
+    def _document_routes(self) -> None:
+        """The request body, the IDE page and the JSON errors, in the OpenAPI document."""
+        for route in self.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            methods = route.methods or set()
+            if "GET" in methods:
+                route.responses = {**route.responses, 200: IDE_PAGE}
+            if "POST" in methods:
+                route.openapi_extra = {"requestBody": GRAPHQL_REQUEST_BODY}
+                errors: dict[int | str, dict[str, Any]] = {
+                    status: ERROR_RESPONSES[status] for status in POST_ERRORS
+                }
+                route.responses = {**route.responses, **errors}
 
     async def on_ws_connect(self, context: GraphQLContext) -> UnsetType | dict[str, object] | None:
         """``connection_init``: credentials in its payload decide who the connection is.
@@ -76,6 +128,17 @@ class ServiceGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             raise ConnectionRejectionError({"message": exc.message}) from None
         # The singleton Strawberry calls UNSET: a plain connection_ack, with no payload.
         return UnsetType()
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A request body must be one JSON object (batches are not enabled).
+
+        Strawberry reads fields off whatever JSON it got, so a string or a number
+        would fail inside it as a 500.
+        """
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return parsed
 
     @overload
     async def run(

@@ -10,8 +10,11 @@ from fastapi import APIRouter
 from ...chat.models import ChatEvent, ChatRequest, TokenEvent
 from ...errors import ERROR_RESPONSES
 from ..deps import AppSettings, ChatCore, RequestId
+from ..openapi import json_text, schema_ref, sse_event_schema
 from ..sse import Formatter, SSEResponse, sse_frame
-from .events import event_json
+from .events import DoneMessage, ErrorMessage, TokenMessage, UsageMessage, event_json
+
+EVENT_MODELS = (TokenMessage, UsageMessage, DoneMessage, ErrorMessage)
 
 router = APIRouter(tags=["chat"])
 
@@ -48,17 +51,11 @@ def sse_formatter(request_id: str) -> Formatter:
             ),
             "content": {
                 "text/event-stream": {
-                    # The body is an event stream (text); what each event's
-                    # data holds is described by x-event-schema.
-                    "schema": {"type": "string"},
-                    "x-event-schema": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/TokenMessage"},
-                            {"$ref": "#/components/schemas/UsageMessage"},
-                            {"$ref": "#/components/schemas/DoneMessage"},
-                            {"$ref": "#/components/schemas/ErrorMessage"},
-                        ]
-                    },
+                    "schema": sse_event_schema(
+                        json_text({"oneOf": [schema_ref(model) for model in EVENT_MODELS]}),
+                        events=("token", "usage", "done", "error"),
+                        with_id=True,
+                    ),
                     "example": (
                         'event: token\nid: 0\ndata: {"type":"token","index":0,"text":"Hi"}\n\n'
                     ),

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ...chat.models import ChatEvent, DoneEvent, ErrorEvent, TokenEvent, UsageEvent
-from ...errors import ERROR_RESPONSES
+from ...errors import ERROR_RESPONSES, ErrorBody
 from ..deps import AppSettings, ChatCore, RequestId
 from ..disconnect import unless_disconnected
+from ..openapi import json_text, schema_ref, sse_event_schema
 from ..sse import SSEResponse
 from .openai_models import (
     AssistantMessage,
@@ -29,6 +30,12 @@ from .openai_models import (
 router = APIRouter(tags=["openai"])
 
 DONE_FRAME = b"data: [DONE]\n\n"
+# What a stream that fails after its first chunk sends before [DONE].
+STREAM_ERROR_CHUNK = {
+    "type": "object",
+    "properties": {"error": schema_ref(ErrorBody)},
+    "required": ["error"],
+}
 TOKEN_TAIL = b'},"finish_reason":null}]}\n\n'
 
 
@@ -92,10 +99,23 @@ class OpenAIChunks:
             "description": "A completion, or with `stream: true` a `text/event-stream` of chunks.",
             "content": {
                 "text/event-stream": {
-                    # Text: `data:` lines of ChatCompletionChunk JSON (x-chunk-schema),
-                    # an `{"error": ...}` chunk if it fails mid-stream, then `data: [DONE]`.
-                    "schema": {"type": "string"},
-                    "x-chunk-schema": {"$ref": "#/components/schemas/ChatCompletionChunk"},
+                    # Unnamed events: ChatCompletionChunk JSON, an `{"error": ...}`
+                    # chunk if it fails mid-stream, then `[DONE]`.
+                    "schema": sse_event_schema(
+                        {
+                            "anyOf": [
+                                json_text(
+                                    {
+                                        "anyOf": [
+                                            schema_ref(ChatCompletionChunk),
+                                            STREAM_ERROR_CHUNK,
+                                        ]
+                                    }
+                                ),
+                                {"const": "[DONE]"},
+                            ]
+                        }
+                    ),
                 }
             },
         },

@@ -11,10 +11,18 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    field_validator,
     model_validator,
 )
 
-from ...chat.models import MAX_MESSAGE_CHARS, MAX_MESSAGES, ChatRequest, Message, Role
+from ...chat.models import (
+    MAX_MESSAGE_CHARS,
+    MAX_MESSAGES,
+    ChatRequest,
+    Message,
+    Role,
+    integral_number,
+)
 
 
 class TextPart(BaseModel):
@@ -98,6 +106,10 @@ class ChatCompletionRequest(BaseModel):
     )
     user: str | None = Field(
         default=None, max_length=256, description="End-user identifier.", examples=["user-42"]
+    )
+
+    _integral = field_validator("max_tokens", "max_completion_tokens", "n", mode="before")(
+        integral_number
     )
 
     def to_core(self) -> ChatRequest:
