@@ -9,6 +9,7 @@ from graphql_helpers import (
     CHAT_MUTATION,
     LONG_INPUT,
     PACED,
+    SERVICE_INFO,
     error_codes,
     events_of,
     graphql,
@@ -71,3 +72,18 @@ async def test_generations_hold_a_stream_slot(live_server: Any) -> None:
         await second.subscribe("3")
         events = events_of(await second.until_end("3"))
     assert events[-1] == {"__typename": "DoneEvent", "finishReason": "length"}
+
+
+async def test_a_request_over_http_costs_one_like_its_rest_twin(live_server: Any) -> None:
+    # SERVICE_INFO has two root fields; the HTTP request is what is counted, once.
+    server = await live_server(rate_limit_ip="3/minute", rate_limit_user="3/minute")
+    async with http_client(server.url, headers=server.headers) as http:
+        answers = [await graphql(http, SERVICE_INFO) for _ in range(4)]
+    for response, body in answers[:3]:
+        assert response.status_code == 200
+        assert "errors" not in body, body
+        assert body["data"]["models"]
+    refused, body = answers[3]
+    assert refused.status_code == 429
+    assert body["code"] == "rate_limited"
+    assert ";r=0;" in refused.headers["ratelimit"]

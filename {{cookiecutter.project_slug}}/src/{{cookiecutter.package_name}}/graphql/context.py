@@ -92,10 +92,19 @@ class GraphQLContext(BaseContext):
         self.caller = caller_of(self.policy, connection.scope, principal)
 
     async def charge(self, operation: str) -> None:
-        """Count one request of ``operation`` against the caller, as its REST twin is counted."""
-        if not self.policy.enabled:
+        """Count one request of ``operation`` against the caller, as its REST twin is counted.
+
+        Over HTTP the rate-limit layer has already counted the request in the
+        caller's bucket, so only an operation with a quota of its own
+        (``RATE_LIMIT_ROUTES``) is counted here, in that quota's bucket. Over a
+        WebSocket, whose handshake alone was counted, every operation is.
+        """
+        policy = self.policy
+        if not policy.enabled:
             return
-        verdict = await self.policy.check(self.caller, operation)
+        if isinstance(self.request, Request) and operation not in policy.route_quotas:
+            return
+        verdict = await policy.check(self.caller, operation)
         if not verdict.allowed:
             raise RateLimited(verdict.retry_after_seconds)
 
