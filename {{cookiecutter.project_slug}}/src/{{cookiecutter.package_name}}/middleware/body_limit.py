@@ -13,11 +13,17 @@ ignores a malformed ``Content-Length`` instead of refusing it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import deny
 
 DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+async def _dropped() -> None:
+    """What the app's answer turns into once the 413 went out instead."""
 
 
 def declared_length(scope: Scope) -> int | None:
@@ -78,13 +84,14 @@ class BodyLimitMiddleware:
                     return DISCONNECT
             return message
 
-        async def guarded_send(message: Message) -> None:
+        # A plain function returning send's awaitable: no coroutine frame per token.
+        def guarded_send(message: Message) -> Awaitable[None]:
             nonlocal response_started
             if answered:
                 # The 413 is already out; whatever the app answers is dropped.
-                return
+                return _dropped()
             response_started = True
-            await send(message)
+            return send(message)
 
         await self.app(scope, limited_receive, guarded_send)
 

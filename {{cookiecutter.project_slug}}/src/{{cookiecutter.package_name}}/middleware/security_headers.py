@@ -12,6 +12,7 @@ A header the route already set wins (Server-Sent Events set their own
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
+from operator import methodcaller
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,6 +41,7 @@ PERMISSIONS_POLICY = (
 DOCS_PATHS = ("/docs", "/redoc")
 
 Headers = list[tuple[bytes, bytes]]
+_lower = methodcaller("lower")
 
 
 def build_headers(settings: Settings, csp: str) -> Headers:
@@ -60,8 +62,12 @@ def build_headers(settings: Settings, csp: str) -> Headers:
 def with_defaults(existing: Iterable[tuple[bytes, bytes]], defaults: Headers) -> Headers:
     """``existing`` plus each default whose name it does not already have."""
     headers = list(existing)
-    present = {name.lower() for name, _ in headers}
-    headers.extend(item for item in defaults if item[0] not in present)
+    present = set(map(_lower, dict(headers)))
+    if present.isdisjoint(dict(defaults)):
+        # The usual case, without a Python-level loop over either list.
+        headers += defaults
+    else:
+        headers.extend(item for item in defaults if item[0] not in present)
     return headers
 
 
@@ -73,13 +79,15 @@ class SecurityHeadersMiddleware:
         self.enabled = settings.security_headers
         self.api_headers = build_headers(settings, API_CSP)
         self.docs_headers = build_headers(settings, DOCS_CSP)
-        self.docs_paths = tuple(docs_paths)
+        self.docs_paths = frozenset(docs_paths)
+        self.docs_prefixes = tuple(docs + "/" for docs in self.docs_paths)
 
     def _is_docs(self, path: str) -> bool:
-        return any(path == docs or path.startswith(docs + "/") for docs in self.docs_paths)
+        return path in self.docs_paths or path.startswith(self.docs_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.enabled or scope["type"] not in ("http", "websocket"):
+        scope_type = scope["type"]
+        if not self.enabled or (scope_type != "http" and scope_type != "websocket"):
             await self.app(scope, receive, send)
             return
         defaults = self.docs_headers if self._is_docs(scope["path"]) else self.api_headers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -9,6 +11,20 @@ from ..chat.service import GenerationRecord
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+Child = TypeVar("Child", Counter, Histogram)
+
+
+def child_of(metric: Child, cache: dict[tuple[str, ...], Child], labels: tuple[str, ...]) -> Child:
+    """``metric.labels(*labels)``, remembered: ``labels()`` takes a lock and builds a key each call.
+
+    Children are never removed from these metrics, so a remembered one stays the
+    registry's own; the cache grows only with the label sets the metric has anyway.
+    """
+    child = cache.get(labels)
+    if child is None:
+        child = cache[labels] = metric.labels(*labels)
+    return child
 
 
 class Metrics:
@@ -21,12 +37,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, ...], Histogram] = {}
         self.errors = Counter(
             "http_errors_total",
             "Error responses by status and code.",
             ["status", "code"],
             registry=self.registry,
         )
+        self._error_children: dict[tuple[str, ...], Counter] = {}
         self.active_streams = Gauge(
             "active_streams", "Generations running now.", ["transport"], registry=self.registry
         )
@@ -51,10 +69,11 @@ class Metrics:
         )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.request_seconds.labels(method, route, str(status)).observe(seconds)
+        labels = (method, route, str(status))
+        child_of(self.request_seconds, self._request_children, labels).observe(seconds)
 
     def count_error(self, status: int, code: str) -> None:
-        self.errors.labels(str(status), code).inc()
+        child_of(self.errors, self._error_children, (str(status), code)).inc()
 
     def generation_started(self, transport: str) -> None:
         self.active_streams.labels(transport).inc()
