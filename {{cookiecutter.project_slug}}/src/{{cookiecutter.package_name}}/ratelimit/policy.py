@@ -20,6 +20,7 @@ authenticated caller, then ``RATE_LIMIT_IP`` for anonymous ones.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -36,6 +37,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # One IPv6 subscriber usually gets a whole /64; limiting single addresses would
 # let one client rotate through 2**64 of them.
 IPV6_GROUP_PREFIX = 64
+ADDRESS_CACHE_SIZE = 4096
 
 
 class TooManyStreams(Exception):
@@ -143,6 +145,9 @@ class RateLimitPolicy:
         self.trusted_proxies: tuple[IPNetwork, ...] = tuple(
             ipaddress.ip_network(item, strict=False) for item in trusted_proxies
         )
+        # Parsing an address (and grouping IPv6 by /64) is most of what naming a
+        # caller costs, and a client sends many requests: bounded by the cache size.
+        self._address = functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)(self._resolve_address)
 
     @classmethod
     def from_settings(cls, settings: Settings, limiter: RateLimiter) -> RateLimitPolicy:
@@ -195,11 +200,19 @@ class RateLimitPolicy:
     def caller(
         self, principal: Principal | None, peer: str | None, forwarded_for: str | None = None
     ) -> Caller:
-        address = self.client_ip(peer, forwarded_for)
-        ip = None if address is None else str(address)
+        ip, key = self._address(peer, forwarded_for)
         if principal is not None:
             return Caller(principal.rate_key, principal, ip)
-        return Caller("ip:unknown" if address is None else ip_key(address), None, ip)
+        return Caller(key, None, ip)
+
+    def _resolve_address(
+        self, peer: str | None, forwarded_for: str | None
+    ) -> tuple[str | None, str]:
+        """The client's address as text and its anonymous bucket key."""
+        address = self.client_ip(peer, forwarded_for)
+        if address is None:
+            return None, "ip:unknown"
+        return str(address), ip_key(address)
 
     # --- request rate --------------------------------------------------------
 
