@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 from {{cookiecutter.package_name}}.ratelimit.base import Quota
 from {{cookiecutter.package_name}}.ratelimit.redis_keys import caller_prefix
@@ -130,6 +131,32 @@ async def test_one_decision_is_one_evalsha(
     reset_command_stats(empty_redis)
     await limiter.hit("ip:203.0.113.1", quota)
     assert command_calls(empty_redis)["evalsha"] == 1
+
+
+async def test_concurrent_decisions_share_round_trips_and_stay_exact(
+    redis_limiter: LimiterFactory, empty_redis: RedisServer
+) -> None:
+    limiter = await redis_limiter()
+    window = limiter._window
+    assert window is not None
+    pipelines: list[int] = []
+    send_pipeline = window._pipeline
+
+    async def counting(batch: Any) -> Any:
+        pipelines.append(len(batch))
+        return await send_pipeline(batch)
+
+    window._pipeline = counting
+    quota = Quota.parse("20/hour")
+    await at_window_offset(empty_redis, 3_600_000, 0, 3_590_000)
+    reset_command_stats(empty_redis)
+    decisions = await asyncio.gather(*(limiter.hit("ip:203.0.113.77", quota) for _ in range(50)))
+    assert sum(decision.allowed for decision in decisions) == 20
+    assert sorted(d.remaining for d in decisions if d.allowed) == list(range(20))
+    # Every decision is its own EVALSHA, but they travel together.
+    assert command_calls(empty_redis)["evalsha"] == 50
+    assert sum(pipelines) == 50
+    assert len(pipelines) < 50
 
 
 async def test_noscript_after_script_flush_reloads_and_decides(

@@ -144,7 +144,10 @@ class RedisRateLimiter:
                 await self._sync()
         client, self.client = self.client, None
         pool, self._pool = self._pool, None
-        self._window = self._leases = None
+        window, self._window = self._window, None
+        self._leases = None
+        if window is not None:
+            await window.close()
         if client is not None:
             await client.aclose()
         if pool is not None:
