@@ -212,8 +212,10 @@ class ChatService:
                 if type(chunk) is str:
                     if index == 0:
                         record.time_to_first_token = loop.time() - started
-                    yield TokenEvent(index=index, text=chunk)
+                    # Counted when handed over: a stream cancelled at this yield has
+                    # still sent (or queued) the token.
                     index += 1
+                    yield TokenEvent(index=index - 1, text=chunk)
                     if not index & CHECKPOINT_MASK:
                         # A provider that never waits and a server whose send does
                         # not suspend would otherwise never let the event loop
