@@ -164,7 +164,12 @@ class Project:
         assert spec.loader is not None, path
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
-        spec.loader.exec_module(module)
+        # Its sibling helpers (a test helper may import tests/threaded_server.py).
+        sys.path.insert(0, str(path.parent))
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(str(path.parent))
         return module
 
 

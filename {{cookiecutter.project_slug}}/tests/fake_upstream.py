@@ -20,21 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
+
+from threaded_server import ThreadedServer
 
 MODEL_FALLBACK = "fake-upstream-model"
 
@@ -134,23 +133,22 @@ class RecordedRequest:
 StreamOutcome = Literal["completed", "dropped", "released", "disconnected"]
 
 
-class FakeUpstream:
+class FakeUpstream(ThreadedServer):
     """An OpenAI-compatible server on ``127.0.0.1`` and a free port."""
 
+    name = "fake-upstream"
+
     def __init__(self, default: Script | None = None) -> None:
+        super().__init__()
         self.default: Script = default or StreamScript()
-        self.port = 0
         self._lock = threading.Lock()
         self._queue: deque[Script] = deque()
         self._requests: list[RecordedRequest] = []
         self._outcomes: list[StreamOutcome] = []
         self._opened = 0
-        # Hanging streams poll this rather than an asyncio event, because it is set
-        # from the test's thread while they wait in the server's loop.
-        self._release = threading.Event()
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        # Hanging streams poll ``release`` (a threading.Event) rather than an asyncio
+        # event, because it is set from the test's thread while they wait in the
+        # server's loop.
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
@@ -165,61 +163,9 @@ class FakeUpstream:
         """What to configure as ``LLM_BASE_URL``."""
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._socket = sock
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            loop="asyncio",
-            # A backstop only: ``stop`` releases hanging streams first.
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="fake-upstream", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 5
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the fake upstream did not start")
-            time.sleep(0.005)
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=5)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(timeout=5)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def reset(self) -> None:
         """Forget scripts, requests and counters, ending any stream still open."""
-        self._release.set()
+        self.release.set()
         deadline = time.monotonic() + 2
         while self.open_streams and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -229,7 +175,7 @@ class FakeUpstream:
             self._outcomes.clear()
             self._opened = 0
         self.default = StreamScript()
-        self._release.clear()
+        self.release.clear()
 
     # --- scripting and inspection ---------------------------------------------
 
@@ -240,7 +186,7 @@ class FakeUpstream:
 
     def release_hangs(self) -> None:
         """End every stream held by ``hang_after``, now and until ``reset``."""
-        self._release.set()
+        self.release.set()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -328,7 +274,7 @@ class FakeUpstream:
             self._outcomes.append(outcome)
 
     async def _hang(self) -> None:
-        while not self._release.is_set():
+        while not self.release.is_set():
             await asyncio.sleep(0.005)
 
 

@@ -7,13 +7,10 @@ import base64
 import hmac
 import json
 import socket
-import threading
 import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import jwt
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
@@ -29,6 +26,7 @@ from {{cookiecutter.package_name}}.auth.users import SqliteUserStore
 # isort: split
 # Test helpers come after the package, whatever the package is named.
 from conftest import TEST_JWT_SECRET
+from threaded_server import ThreadedServer
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -112,23 +110,21 @@ class KeyPair:
         )
 
 
-class KeyServer:
+class KeyServer(ThreadedServer):
     """A JWKS endpoint on a free loopback port, in its own thread, counting its hits.
 
     ``delay`` holds each answer back (until ``stop``); ``status`` other than 200
     answers with that error instead of the keys.
     """
 
+    name = "jwks-server"
+
     def __init__(self, *keys: KeyPair) -> None:
+        super().__init__()
         self.keys: list[dict[str, Any]] = [key.jwk for key in keys]
         self.delay = 0.0
         self.status = 200
         self.hits = 0
-        self.port = 0
-        self._release = threading.Event()
-        self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(routes=[Route("/jwks.json", self._jwks)])
 
     @property
@@ -141,62 +137,11 @@ class KeyServer:
     async def _jwks(self, request: Request) -> Response:
         self.hits += 1
         deadline = time.monotonic() + self.delay
-        while time.monotonic() < deadline and not self._release.is_set():
+        while time.monotonic() < deadline and not self.release.is_set():
             await asyncio.sleep(0.01)
         if self.status != 200:
             return JSONResponse({"error": "unavailable"}, status_code=self.status)
         return JSONResponse({"keys": self.keys})
-
-    def start(self) -> Self:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        self._socket = sock
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            loop="asyncio",
-            timeout_graceful_shutdown=2,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="jwks-server", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 5
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the JWKS server did not start")
-            time.sleep(0.005)
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=5)
-            if self._thread.is_alive():
-                self._server.force_exit = True
-                self._thread.join(timeout=5)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 async def add_user(users_file: str, name: str, password: str) -> None:
