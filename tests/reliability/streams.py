@@ -72,6 +72,16 @@ def _check_full(result: StreamResult, plan: Plan) -> None:
         result.problem = "a token arrived before the planned drop"
 
 
+def _took_token(result: StreamResult, plan: Plan) -> bool:
+    """Count one token received; ``True`` when the plan says to drop the stream now."""
+    result.tokens += 1
+    if result.first_token_at is None:
+        result.first_token_at = time.monotonic()
+        if plan.started is not None:
+            plan.started.set()
+    return plan.kind == "mid" and result.tokens >= plan.drop_after_tokens
+
+
 async def _pause_then_drop(plan: Plan, drop: Callable[[], Any]) -> None:
     await asyncio.sleep(plan.drop_after_seconds)
     drop()
@@ -97,12 +107,7 @@ async def run_sse(port: int, headers: dict[str, str], plan: Plan) -> StreamResul
             if event.id is not None:
                 ids.append(int(event.id))
             if event.event == "token":
-                result.tokens += 1
-                if result.first_token_at is None:
-                    result.first_token_at = time.monotonic()
-                    if plan.started is not None:
-                        plan.started.set()
-                if plan.kind == "mid" and result.tokens >= plan.drop_after_tokens:
+                if _took_token(result, plan):
                     drop()
                     return result
             elif event.event == "done":
@@ -165,12 +170,7 @@ async def run_openai(port: int, headers: dict[str, str], plan: Plan) -> StreamRe
                 result.status = choice["finish_reason"]
             elif choice["delta"].get("content"):
                 _note(result, "token")
-                result.tokens += 1
-                if result.first_token_at is None:
-                    result.first_token_at = time.monotonic()
-                    if plan.started is not None:
-                        plan.started.set()
-                if plan.kind == "mid" and result.tokens >= plan.drop_after_tokens:
+                if _took_token(result, plan):
                     drop()
                     return result
             else:
@@ -208,12 +208,7 @@ async def run_websocket(port: int, headers: dict[str, str], plan: Plan) -> Strea
                 kind = message["type"]
                 _note(result, kind)
                 if kind == "token":
-                    result.tokens += 1
-                    if result.first_token_at is None:
-                        result.first_token_at = time.monotonic()
-                        if plan.started is not None:
-                            plan.started.set()
-                    if plan.kind == "mid" and result.tokens >= plan.drop_after_tokens:
+                    if _took_token(result, plan):
                         drop()
                         return result
                 elif kind == "done":
@@ -257,12 +252,7 @@ async def run_grpc(client: GrpcChat, plan: Plan) -> StreamResult:
                 kind = grpc_event_kind(event)
                 _note(result, kind)
                 if kind == "token":
-                    result.tokens += 1
-                    if result.first_token_at is None:
-                        result.first_token_at = time.monotonic()
-                        if plan.started is not None:
-                            plan.started.set()
-                    if plan.kind == "mid" and result.tokens >= plan.drop_after_tokens:
+                    if _took_token(result, plan):
                         call.cancel()
                         return result
                 elif kind == "done":
@@ -369,12 +359,7 @@ async def run_graphql(port: int, headers: dict[str, str], plan: Plan) -> StreamR
                 kind = GRAPHQL_KINDS.get(event.get("__typename", ""), "unknown")
                 _note(result, kind)
                 if kind == "token":
-                    result.tokens += 1
-                    if result.first_token_at is None:
-                        result.first_token_at = time.monotonic()
-                        if plan.started is not None:
-                            plan.started.set()
-                    if plan.kind == "mid" and result.tokens >= plan.drop_after_tokens:
+                    if _took_token(result, plan):
                         drop()
                         return result
                 elif kind == "done":
