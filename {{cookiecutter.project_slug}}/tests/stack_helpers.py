@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Scope
 from starlette.websockets import WebSocket
 
 from conftest import AUTH_HEADERS, LiveServer
@@ -148,3 +149,21 @@ def without_auth_layers(app: FastAPI) -> FastAPI:
     layers = app.state.wiring.auth_layers
     app.user_middleware = [entry for entry in app.user_middleware if entry.cls not in layers]
     return app
+
+
+def chat_ws_scope(subprotocols: list[str] | None = None) -> Scope:
+    """The ASGI scope of a handshake to ``/api/v1/chat/ws`` from a server that has no
+    denial-response extension, for calling the app without one."""
+    return {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "scheme": "ws",
+        "path": "/api/v1/chat/ws",
+        "raw_path": b"/api/v1/chat/ws",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+        "subprotocols": subprotocols or [],
+    }

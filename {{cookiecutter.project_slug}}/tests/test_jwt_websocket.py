@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import websockets
-from starlette.types import Message, Scope
+from starlette.types import Message
 from starlette.websockets import WebSocket
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin, Subprotocol
@@ -19,7 +19,7 @@ from {{cookiecutter.package_name}}.main import create_app
 # Test helpers come after the package, whatever the package is named.
 from conftest import SettingsFactory
 from jwt_helpers import bearer, claims_for, hs_token, now
-from stack_helpers import http_client, serving
+from stack_helpers import chat_ws_scope, http_client, serving
 
 CHAT = {"type": "chat", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 2}
 APP_ORIGIN = "https://app.example.com"
@@ -133,24 +133,9 @@ async def test_without_the_denial_extension_the_refusal_is_a_1008_close(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    def scope(subprotocols: list[str]) -> Scope:
-        return {
-            "type": "websocket",
-            "asgi": {"version": "3.0"},
-            "scheme": "ws",
-            "path": "/api/v1/chat/ws",
-            "raw_path": b"/api/v1/chat/ws",
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(b"host", b"testserver")],
-            "client": ("127.0.0.1", 5000),
-            "server": ("testserver", 80),
-            "subprotocols": subprotocols,
-        }
-
     async with app.router.lifespan_context(app):
-        await app(scope([]), receive, send)
-        await app(scope(["bearer", "bad.token.here"]), receive, send)
+        await app(chat_ws_scope(), receive, send)
+        await app(chat_ws_scope(["bearer", "bad.token.here"]), receive, send)
     assert [message["type"] for message in sent] == ["websocket.close"] * 2
     assert [message["code"] for message in sent] == [1008, 1008]
     assert "bearer token is required" in sent[0]["reason"]

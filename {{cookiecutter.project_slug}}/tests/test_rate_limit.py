@@ -25,6 +25,7 @@ from conftest import SettingsFactory, running
 from stack_helpers import (
     assert_error_shape,
     assert_security_headers,
+    chat_ws_scope,
     http_client,
     serving,
     without_auth_layers,
@@ -206,23 +207,10 @@ async def test_websocket_without_denial_extension_is_closed_with_1008(
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope: Scope = {
-        "type": "websocket",
-        "asgi": {"version": "3.0"},
-        "scheme": "ws",
-        "path": "/api/v1/chat/ws",
-        "raw_path": b"/api/v1/chat/ws",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-        "subprotocols": [],
-    }
     async with app.router.lifespan_context(app):
-        await app(dict(scope), receive, send)  # uses the one token
+        await app(chat_ws_scope(), receive, send)  # uses the one token
         sent.clear()
-        await app(dict(scope), receive, send)
+        await app(chat_ws_scope(), receive, send)
     assert sent == [{"type": "websocket.close", "code": 1008, "reason": sent[0]["reason"]}]
     assert "Too many requests" in sent[0]["reason"]
 
