@@ -4,10 +4,19 @@ uvicorn waits for open connections after SIGTERM, but an endless stream never
 closes by itself. Chaining onto the server's signal handler lets the core end
 every stream with a final event first, so the process exits within the grace
 period instead of having its streams cut.
+
+Once everything has started, the objects that live as long as the process
+(modules, routes, models, settings, pools) are moved out of the garbage
+collector's reach with ``gc.freeze()``. Requests that wait on I/O (a Redis
+decision, a provider) survive young collections and so trigger full ones, and a
+full collection scans every tracked object: without the freeze each one walked
+the whole application, tens of milliseconds, charged to whichever request
+happened to allocate next.
 """
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -54,6 +63,8 @@ def build_lifespan(wiring: Wiring) -> Callable[[FastAPI], AbstractAsyncContextMa
             await wiring.limiter.start(app)
             for hook in wiring.startup:
                 await hook(app)
+            # Start-up leaves no cyclic garbage to collect first (measured: none).
+            gc.freeze()
             yield
         finally:
             wiring.service.begin_shutdown()
@@ -61,5 +72,7 @@ def build_lifespan(wiring: Wiring) -> Callable[[FastAPI], AbstractAsyncContextMa
                 await hook(app)
             await wiring.limiter.stop(app)
             undo()
+            # What this app left behind is collectable again (tests run many apps in one process).
+            gc.unfreeze()
 
     return lifespan

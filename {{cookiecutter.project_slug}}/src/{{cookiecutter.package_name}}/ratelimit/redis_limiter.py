@@ -121,7 +121,7 @@ class RedisRateLimiter:
             retry=Retry(NoBackoff(), 0),
         )
         self.client = client = Redis(connection_pool=self._pool)
-        self._window = SlidingWindow(client)
+        self._window = SlidingWindow(client, self.timeout)
         self._leases = RedisStreamLeases(client, self.lease_seconds)
         try:
             await self._probe()
