@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from collections.abc import AsyncGenerator
 
 import pytest
@@ -91,6 +92,31 @@ async def test_max_tokens_is_capped_by_the_limit() -> None:
     core = service(FakeProvider(delay_ms=0, first_token_delay_ms=0))
     events = [e async for e in core.stream(request(max_tokens=5000), transport="unit")]
     assert sum(isinstance(e, TokenEvent) for e in events) == 100
+
+
+async def test_the_fake_provider_makes_tokens_as_they_are_streamed() -> None:
+    """An open stream holds its prompt's words, not its whole answer (32,768 tokens here)."""
+    core = ChatService(
+        FakeProvider(delay_ms=0, first_token_delay_ms=0),
+        default_model="fake-echo-1",
+        default_max_tokens=16,
+        max_tokens_limit=32_768,
+        first_token_timeout=5,
+        generation_timeout=60,
+    )
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        started = await core.start_stream(request("alpha beta", 32_768), transport="unit")
+        held = tracemalloc.get_traced_memory()[0] - before
+        assert started.first == TokenEvent(0, "alpha")
+        # A list of every token would be about 1.8 MB.
+        assert held < 64 * 1024
+        texts = [event.text async for event in started.rest if isinstance(event, TokenEvent)]
+    finally:
+        tracemalloc.stop()
+    assert len(texts) == 32_767
+    assert texts[:3] == [" beta", " alpha", " beta"]
 
 
 async def test_first_token_timeout() -> None:

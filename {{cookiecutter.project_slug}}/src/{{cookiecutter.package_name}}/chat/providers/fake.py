@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 
 from .base import GenerationParams, ProviderChunk, ProviderFinish, ProviderUsage
 
@@ -20,13 +20,17 @@ def prompt_words(params: GenerationParams) -> list[str]:
     return list(FALLBACK_WORDS)
 
 
-def fake_tokens(params: GenerationParams) -> list[str]:
-    """Exactly ``max_tokens`` tokens derived from the prompt, cycling its words."""
+def fake_tokens(params: GenerationParams) -> Iterator[str]:
+    """Exactly ``max_tokens`` tokens derived from the prompt, cycling its words.
+
+    Made one at a time, like a real model's: a stream holds the prompt's words,
+    never a list of its whole answer (``max_tokens`` may be tens of thousands).
+    """
     words = prompt_words(params)
-    return [
-        words[i % len(words)] if i == 0 else " " + words[i % len(words)]
-        for i in range(params.max_tokens)
-    ]
+    spaced = [" " + word for word in words]
+    count = len(words)
+    for index in range(params.max_tokens):
+        yield spaced[index % count] if index else words[0]
 
 
 class FakeProvider:
