@@ -264,11 +264,14 @@ def targets(results: Results) -> list[Target]:
             )
         )
         rss = spread(pick(runs, "rss_per_stream_kib"))
+        floor_runs = hold.get("apps", {}).get("floor", {}).get(str(goal), [])
+        floor_rss = spread(pick(floor_runs, "rss_per_stream_kib"))
         rows.append(
             Target(
                 f"RSS per open stream ≤ {TARGET_RSS_KIB:g} KiB",
                 show(rss, 1, " KiB"),
                 verdict(None if rss is None else rss.median <= TARGET_RSS_KIB),
+                "" if floor_rss is None else f"floor: {show(floor_rss, 1, ' KiB')}",
             )
         )
     else:
