@@ -128,7 +128,7 @@ def quantiles(values: list[float]) -> dict[str, float | None]:
 class Counters:
     """Shared by every connection of one measurement."""
 
-    __slots__ = ("counting", "gaps", "live", "peak_live", "primed", "window_tokens")
+    __slots__ = ("counting", "gap_ends", "gaps", "live", "peak_live", "primed", "window_tokens")
 
     def __init__(self) -> None:
         self.counting = False
@@ -138,6 +138,8 @@ class Counters:
         self.live = 0
         self.peak_live = 0
         self.gaps: list[float] = []
+        # When each gap ended, to tell the gaps of the ramp from those of the steady state.
+        self.gap_ends: list[float] = []
 
 
 class Exchange:
@@ -294,9 +296,11 @@ class Conn(asyncio.Protocol):
                     counters.peak_live = counters.live
             else:
                 counters.gaps.append(now - ex.last_at)
+                counters.gap_ends.append(now)
             # Tokens that arrived in the same read as the first had no gap of their own.
             if count > 1:
                 counters.gaps.extend([0.0] * (count - 1))
+                counters.gap_ends.extend([now] * (count - 1))
             ex.last_at = now
 
     def _complete(self, ex: Exchange) -> None:
@@ -576,8 +580,22 @@ async def run_once(spec: Spec) -> dict[str, Any]:
         server_us_per_token=result["server_cpu_s"] * 1e6 / tokens if tokens else None,
         ttft_ms=quantiles([ex.first_at - ex.sent_at for ex in exchanges if ex.first_at]),
         gap_ms=quantiles(counters.gaps),
+        **steady_gaps(exchanges, counters),
     )
     return result
+
+
+def steady_gaps(exchanges: list[Exchange], counters: Counters) -> dict[str, Any]:
+    """Gaps that ended while every stream was open: after the last first token, before the
+    first stream ended. The ramp's gaps, when starts compete with running streams, are left
+    out; ``gap_ms`` has every gap."""
+    firsts = [ex.first_at for ex in exchanges if ex.first_at]
+    ends = [ex.last_at for ex in exchanges if ex.complete and ex.last_at]
+    if not firsts or len(firsts) < len(exchanges) or not ends:
+        return {"steady_seconds": 0.0, "steady_gap_ms": quantiles([])}
+    start, end = max(firsts), min(ends)
+    gaps = [g for g, at in zip(counters.gaps, counters.gap_ends, strict=True) if start < at <= end]
+    return {"steady_seconds": max(0.0, end - start), "steady_gap_ms": quantiles(gaps)}
 
 
 def window_elapsed(window: Window) -> float:
