@@ -11,6 +11,8 @@ Opening a connection costs a few milliseconds of this process's time, so a burst
 on a cold pool of one connection per request would spend the timeout
 connecting; callers beyond the bound wait for a free connection instead, still
 within the timeout. A pool that cannot keep up then counts as Redis failing.
+Request-rate decisions do not use the pool: they travel in batches on one
+connection of their own (``redis_window``), opened by the first decision.
 
 Failure modes (``RATE_LIMIT_FAILURE_MODE``), used while Redis is unreachable:
 
