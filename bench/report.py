@@ -179,6 +179,11 @@ class Target:
     note: str = ""
 
 
+def floor_note(figure: Spread | None, unit: str) -> str:
+    """The same figure for floor, beside a target ours misses or meets."""
+    return "" if figure is None else f"floor: {show(figure, 1, unit)}"
+
+
 def verdict(ok: bool | None) -> str:
     return "—" if ok is None else ("PASS" if ok else "MISS")
 
@@ -250,7 +255,7 @@ def targets(results: Results) -> list[Target]:
                     f"paced {n:,} streams: inter-token gap p99 ≤ {TARGET_GAP_MS:g} ms ({label})",
                     show(gap, 1, " ms"),
                     verdict(None if gap is None else gap.median <= TARGET_GAP_MS),
-                    "" if floor_gap is None else f"floor: {show(floor_gap, 1, ' ms')}",
+                    floor_note(floor_gap, " ms"),
                 )
             )
     else:
@@ -278,7 +283,7 @@ def targets(results: Results) -> list[Target]:
                 f"RSS per open stream ≤ {TARGET_RSS_KIB:g} KiB",
                 show(rss, 1, " KiB"),
                 verdict(None if rss is None else rss.median <= TARGET_RSS_KIB),
-                "" if floor_rss is None else f"floor: {show(floor_rss, 1, ' KiB')}",
+                floor_note(floor_rss, " KiB"),
             )
         )
     else:
