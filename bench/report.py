@@ -179,9 +179,16 @@ class Target:
     note: str = ""
 
 
-def floor_note(figure: Spread | None, unit: str) -> str:
-    """The same figure for floor, beside a target ours misses or meets."""
-    return "" if figure is None else f"floor: {show(figure, 1, unit)}"
+def at_most(
+    name: str, ours: Spread | None, floor: Spread | None, limit: float, unit: str
+) -> Target:
+    """A target that ours' median must not exceed, with floor's figure beside it."""
+    return Target(
+        name,
+        show(ours, 1, unit),
+        verdict(None if ours is None else ours.median <= limit),
+        "" if floor is None else f"floor: {show(floor, 1, unit)}",
+    )
 
 
 def verdict(ok: bool | None) -> str:
@@ -248,14 +255,13 @@ def targets(results: Results) -> list[Target]:
             ("whole run, ramp included", "gap_ms"),
             (f"steady state, while all {n:,} are open", "steady_gap_ms"),
         ):
-            gap = spread(pick(ours_paced, key, "p99"))
-            floor_gap = spread(pick(floor_paced, key, "p99"))
             rows.append(
-                Target(
+                at_most(
                     f"paced {n:,} streams: inter-token gap p99 ≤ {TARGET_GAP_MS:g} ms ({label})",
-                    show(gap, 1, " ms"),
-                    verdict(None if gap is None else gap.median <= TARGET_GAP_MS),
-                    floor_note(floor_gap, " ms"),
+                    spread(pick(ours_paced, key, "p99")),
+                    spread(pick(floor_paced, key, "p99")),
+                    TARGET_GAP_MS,
+                    " ms",
                 )
             )
     else:
@@ -275,15 +281,14 @@ def targets(results: Results) -> list[Target]:
                 verdict(ok),
             )
         )
-        rss = spread(pick(runs, "rss_per_stream_kib"))
         floor_runs = hold.get("apps", {}).get("floor", {}).get(str(goal), [])
-        floor_rss = spread(pick(floor_runs, "rss_per_stream_kib"))
         rows.append(
-            Target(
+            at_most(
                 f"RSS per open stream ≤ {TARGET_RSS_KIB:g} KiB",
-                show(rss, 1, " KiB"),
-                verdict(None if rss is None else rss.median <= TARGET_RSS_KIB),
-                floor_note(floor_rss, " KiB"),
+                spread(pick(runs, "rss_per_stream_kib")),
+                spread(pick(floor_runs, "rss_per_stream_kib")),
+                TARGET_RSS_KIB,
+                " KiB",
             )
         )
     else:
