@@ -123,13 +123,68 @@ async def test_tokens_cross_each_layer_as_a_bare_forward(
     checks: list[bool] = []
     inner = streaming_app([(b"content-type", b"text/event-stream")], checks)
     wrapped = layers(make_settings)[layer](inner)
-    # An Origin, so that CORS takes its simple-response path; no Content-Length,
-    # so that the body limit counts (and wraps send).
-    scope = http_scope(headers=[(b"origin", APP_ORIGIN.encode())])
+    # An Origin, so that CORS takes its simple-response path; a chunked body
+    # without Content-Length, so that the body limit counts (and wraps send).
+    scope = http_scope(
+        headers=[(b"origin", APP_ORIGIN.encode()), (b"transfer-encoding", b"chunked")]
+    )
     server = ServerSend()
     await wrapped(scope, receive_nothing, server)
     assert checks == [True] * TOKENS
     assert len(server.messages) == TOKENS + 2
+
+
+def body_reader(seen: dict[str, Any]) -> ASGIApp:
+    """Reads the whole body, then answers 200; records the receive it was given."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen["receive"] = receive
+        seen["bytes"] = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            seen["bytes"] += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return app
+
+
+def body_in_chunks(size: int, count: int) -> Receive:
+    sent = 0
+
+    async def receive() -> Message:
+        nonlocal sent
+        sent += 1
+        return {"type": "http.request", "body": b"x" * size, "more_body": sent < count}
+
+    return receive
+
+
+async def test_a_bodiless_http1_request_passes_unwrapped() -> None:
+    # Neither Content-Length nor Transfer-Encoding: no body in HTTP/1.x.
+    seen: dict[str, Any] = {}
+    server = ServerSend()
+    await BodyLimitMiddleware(body_reader(seen), max_size=10)(http_scope(), receive_nothing, server)
+    assert seen["receive"] is receive_nothing
+    assert server.messages[0]["status"] == 200
+
+
+@pytest.mark.parametrize(
+    ("http_version", "headers"),
+    [("1.1", [(b"transfer-encoding", b"chunked")]), ("2", []), ("3", [])],
+)
+async def test_an_undeclared_body_is_counted(http_version: str, headers: Headers) -> None:
+    # HTTP/2 and 3 send a body without either header: it must still be counted.
+    seen: dict[str, Any] = {}
+    scope = {**http_scope("POST", headers=headers), "http_version": http_version}
+    server = ServerSend()
+    await BodyLimitMiddleware(body_reader(seen), max_size=10)(scope, body_in_chunks(4, 3), server)
+    assert server.messages[0]["status"] == 413
+    assert seen["bytes"] <= 10
 
 
 def starlette_cors(app: ASGIApp, origins: list[str], credentials: bool) -> ASGIApp:
@@ -216,7 +271,8 @@ def test_security_defaults_never_override_a_header_set(existing: Headers) -> Non
     defaults = [(b"cache-control", b"no-store"), (b"x-frame-options", b"DENY"), (b"a", b"1")]
     present = {name.lower() for name, _ in existing}
     expected = [*existing, *(item for item in defaults if item[0] not in present)]
-    assert with_defaults(existing, defaults) == expected
+    names = frozenset(name for name, _ in defaults)
+    assert with_defaults(existing, defaults, names) == expected
 
 
 class FakeRoute:

@@ -4,7 +4,10 @@ A declared ``Content-Length`` over the limit is refused before a byte of the
 body is read. A body without one (chunked) is counted as it arrives; the chunk
 that would cross the limit is never handed to the app: the client gets a 413
 at once and the app sees a disconnect, so it stops reading and its own answer
-is dropped.
+is dropped. An HTTP/1.x request with neither ``Content-Length`` nor
+``Transfer-Encoding`` has no body at all (RFC 9112, section 6.3), so most GETs
+pass with nothing wrapped; HTTP/2 and later frame bodies without either header,
+so there a body without ``Content-Length`` is always counted.
 
 Why not Starlette's ``RequestBodyLimitMiddleware``: it answers in plain text
 rather than the service's JSON error shape, checks only when the app reads, and
@@ -20,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from . import deny
 
 DISCONNECT: Message = {"type": "http.disconnect"}
+HTTP1 = frozenset({"1.0", "1.1"})
 
 
 async def _dropped() -> None:
@@ -39,6 +43,13 @@ def declared_length(scope: Scope) -> int | None:
     if not raw or not raw.isdigit() or len(raw) > 19:
         return -1
     return int(raw)
+
+
+def may_have_body(scope: Scope) -> bool:
+    """Whether a request without ``Content-Length`` can still carry a body."""
+    if scope.get("http_version", "1.1") not in HTTP1:
+        return True
+    return any(key == b"transfer-encoding" for key, _ in scope["headers"])
 
 
 class BodyLimitMiddleware:
@@ -61,6 +72,9 @@ class BodyLimitMiddleware:
                 return
             # The server delivers no more than a declared length, so only bodies
             # without one need counting; the rest skip the wrappers entirely.
+            await self.app(scope, receive, send)
+            return
+        if not may_have_body(scope):
             await self.app(scope, receive, send)
             return
 

@@ -12,7 +12,6 @@ A header the route already set wins (Server-Sent Events set their own
 from __future__ import annotations
 
 from collections.abc import Awaitable, Iterable
-from operator import methodcaller
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,7 +40,6 @@ PERMISSIONS_POLICY = (
 DOCS_PATHS = ("/docs", "/redoc")
 
 Headers = list[tuple[bytes, bytes]]
-_lower = methodcaller("lower")
 
 
 def build_headers(settings: Settings, csp: str) -> Headers:
@@ -59,15 +57,20 @@ def build_headers(settings: Settings, csp: str) -> Headers:
     return headers
 
 
-def with_defaults(existing: Iterable[tuple[bytes, bytes]], defaults: Headers) -> Headers:
-    """``existing`` plus each default whose name it does not already have."""
+def with_defaults(
+    existing: Iterable[tuple[bytes, bytes]], defaults: Headers, names: frozenset[bytes]
+) -> Headers:
+    """``existing`` plus each default whose name it does not already have.
+
+    ``names`` is the set of the defaults' names, built once with the defaults.
+    """
     headers = list(existing)
-    present = set(map(_lower, dict(headers)))
-    if present.isdisjoint(dict(defaults)):
-        # The usual case, without a Python-level loop over either list.
+    if names.isdisjoint([name.lower() for name, _ in headers]):
+        # The usual case: a route rarely sets one of these itself.
         headers += defaults
-    else:
-        headers.extend(item for item in defaults if item[0] not in present)
+        return headers
+    present = {name.lower() for name, _ in headers}
+    headers.extend(item for item in defaults if item[0] not in present)
     return headers
 
 
@@ -79,6 +82,8 @@ class SecurityHeadersMiddleware:
         self.enabled = settings.security_headers
         self.api_headers = build_headers(settings, API_CSP)
         self.docs_headers = build_headers(settings, DOCS_CSP)
+        # Both lists name the same headers; only the CSP value differs.
+        self.names = frozenset(name for name, _ in self.api_headers)
         self.docs_paths = frozenset(docs_paths)
         self.docs_prefixes = tuple(docs + "/" for docs in self.docs_paths)
 
@@ -91,6 +96,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         defaults = self.docs_headers if self._is_docs(scope["path"]) else self.api_headers
+        names = self.names
         started = False
 
         # A plain function returning send's awaitable: no coroutine frame per token.
@@ -100,7 +106,7 @@ class SecurityHeadersMiddleware:
                 kind = message["type"]
                 # A refused WebSocket handshake is an HTTP response too.
                 if kind == "http.response.start" or kind == "websocket.http.response.start":
-                    message["headers"] = with_defaults(message.get("headers", ()), defaults)
+                    message["headers"] = with_defaults(message.get("headers", ()), defaults, names)
                     started = True
                 elif kind.startswith("websocket."):
                     started = True

@@ -13,7 +13,7 @@ Nothing here knows about HTTP: keys are opaque strings built by the policy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from limits import parse as parse_limit
@@ -29,10 +29,14 @@ class Quota:
     limit: int
     window: int
     name: str = "default"
+    # The same for every response this quota limits: built once, here.
+    policy_header: tuple[bytes, bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.limit < 1 or self.window < 1:
             raise ValueError("a quota needs a limit and a window of at least 1")
+        value = f'"{self.name}";q={self.limit};w={self.window}'.encode()
+        object.__setattr__(self, "policy_header", (b"ratelimit-policy", value))
 
     @classmethod
     def parse(cls, text: str, name: str = "default") -> Quota:

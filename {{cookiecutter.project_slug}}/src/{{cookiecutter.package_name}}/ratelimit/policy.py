@@ -80,11 +80,10 @@ class Verdict:
         plus ``Retry-After`` on a refusal. gRPC can send the same pairs as metadata.
         """
         quota, decision = self.quota, self.decision
-        name = quota.name
         reset = math.ceil(decision.reset_after)
         headers = [
-            (b"ratelimit-policy", f'"{name}";q={quota.limit};w={quota.window}'.encode()),
-            (b"ratelimit", f'"{name}";r={decision.remaining};t={reset}'.encode()),
+            quota.policy_header,
+            (b"ratelimit", f'"{quota.name}";r={decision.remaining};t={reset}'.encode()),
         ]
         if not decision.allowed:
             headers.append((b"retry-after", str(decision.retry_after_seconds).encode()))
@@ -147,7 +146,8 @@ class RateLimitPolicy:
         )
         # Parsing an address (and grouping IPv6 by /64) is most of what naming a
         # caller costs, and a client sends many requests: bounded by the cache size.
-        self._address = functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)(self._resolve_address)
+        # Callers are immutable, so an anonymous one is shared by its requests.
+        self._anonymous = functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)(self._resolve_anonymous)
 
     @classmethod
     def from_settings(cls, settings: Settings, limiter: RateLimiter) -> RateLimitPolicy:
@@ -200,19 +200,17 @@ class RateLimitPolicy:
     def caller(
         self, principal: Principal | None, peer: str | None, forwarded_for: str | None = None
     ) -> Caller:
-        ip, key = self._address(peer, forwarded_for)
+        anonymous = self._anonymous(peer, forwarded_for)
         if principal is not None:
-            return Caller(principal.rate_key, principal, ip)
-        return Caller(key, None, ip)
+            return Caller(principal.rate_key, principal, anonymous.ip)
+        return anonymous
 
-    def _resolve_address(
-        self, peer: str | None, forwarded_for: str | None
-    ) -> tuple[str | None, str]:
-        """The client's address as text and its anonymous bucket key."""
+    def _resolve_anonymous(self, peer: str | None, forwarded_for: str | None) -> Caller:
+        """The caller as whom a connection from this address is limited when anonymous."""
         address = self.client_ip(peer, forwarded_for)
         if address is None:
-            return None, "ip:unknown"
-        return str(address), ip_key(address)
+            return Caller("ip:unknown")
+        return Caller(ip_key(address), None, str(address))
 
     # --- request rate --------------------------------------------------------
 
