@@ -18,6 +18,7 @@ import pytest
 from starlette.middleware.cors import CORSMiddleware as StarletteCORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from {{cookiecutter.package_name}}.chat.service import GenerationRecord
 from {{cookiecutter.package_name}}.middleware.body_limit import BodyLimitMiddleware
 from {{cookiecutter.package_name}}.middleware.cors import (
     ALLOW_HEADERS,
@@ -308,3 +309,23 @@ def test_cached_metric_children_are_the_registrys_own() -> None:
     assert registry.get_sample_value("http_request_duration_seconds_count", labels) == 3
     errors = {"status": "404", "code": "not_found"}
     assert registry.get_sample_value("http_errors_total", errors) == 3
+
+
+def test_cached_generation_children_are_the_registrys_own() -> None:
+    metrics = Metrics()
+    for transport in ("sse", "sse", "ws"):
+        metrics.generation_started(transport)
+    for tokens in (5, 7):
+        record = GenerationRecord(
+            transport="sse", model="m", tokens=tokens, time_to_first_token=0.02
+        )
+        record.finish_reason = "length"
+        metrics.observe_generation(record)
+    registry = metrics.registry
+    sse = {"transport": "sse"}
+    assert registry.get_sample_value("active_streams", sse) == 0
+    assert registry.get_sample_value("active_streams", {"transport": "ws"}) == 1
+    assert registry.get_sample_value("tokens_streamed_total", sse) == 12
+    outcome = {"transport": "sse", "finish_reason": "length"}
+    assert registry.get_sample_value("generations_total", outcome) == 2
+    assert registry.get_sample_value("time_to_first_token_seconds_count", sse) == 2

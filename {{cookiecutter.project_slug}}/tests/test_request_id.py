@@ -126,6 +126,25 @@ async def test_a_stream_is_logged_once_when_it_ends(make_settings: SettingsFacto
     assert access["duration_ms"] >= 40
 
 
+@pytest.mark.parametrize("level", ["INFO", "WARNING"])
+async def test_per_request_lines_follow_the_log_level(
+    make_settings: SettingsFactory, level: str
+) -> None:
+    # The access line and the generation line are INFO: below LOG_LEVEL neither is written.
+    app = create_app(make_settings(log_format="json", log_level=level))
+    with captured_logs() as logs:
+        async with running(app) as http:
+            response = await http.post("/api/v1/chat/stream", json={**CHAT, "max_tokens": 3})
+    assert response.status_code == 200
+    written = 1 if level == "INFO" else 0
+    assert len(logs.events("request")) == written
+    generations = logs.events("generation.end")
+    assert len(generations) == written
+    for line in generations:
+        assert (line["transport"], line["tokens"], line["finish_reason"]) == ("sse", 3, "length")
+        assert line["request_id"] == response.headers["x-request-id"]
+
+
 async def test_metrics_count_requests_and_errors(client: httpx.AsyncClient) -> None:
     await client.get("/api/v1/models")
     await client.get("/nope-1")

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth.principal import get_principal
 from ..errors import STATUS_CODES
+from ..observability.logging import info_enabled
 from ..observability.metrics import Metrics
 from . import get_header, state_of
 
@@ -33,7 +34,7 @@ CLIENT_CLOSED = 499
 ERROR_CODES = {**STATUS_CODES, CLIENT_CLOSED: "client_closed_request"}
 
 access_log = structlog.get_logger("access")
-# The stdlib logger behind it, for the level check structlog's filter_by_level makes.
+# The stdlib logger behind it, for the level check (``info_enabled``).
 access_logger = logging.getLogger("access")
 UUID_VARIANT = "89ab89ab89ab89ab"
 
@@ -43,15 +44,6 @@ def new_request_id() -> str:
     h = os.urandom(16).hex()
     # Version nibble 4; variant bits 10 (the nibble becomes 8, 9, a or b).
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{UUID_VARIANT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
-
-
-def access_log_enabled() -> bool:
-    """What ``structlog.stdlib.filter_by_level`` (first in the chain) decides for an INFO line.
-
-    Asked first so that a line below ``LOG_LEVEL`` does not build its fields and
-    run the bound logger only to be dropped: the access log runs once per request.
-    """
-    return not access_logger.disabled and access_logger.getEffectiveLevel() <= logging.INFO
 
 
 def incoming_id(scope: Scope) -> str | None:
@@ -140,7 +132,7 @@ class RequestIdMiddleware:
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         method = scope.get("method", "WEBSOCKET")
         template = route_template(scope)
-        if access_log_enabled():
+        if info_enabled(access_logger):
             path: str = scope["path"]
             state: dict[str, Any] = scope.get("state") or {}
             principal = get_principal(scope)

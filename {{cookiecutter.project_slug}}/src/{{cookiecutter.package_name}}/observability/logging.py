@@ -24,6 +24,16 @@ def drop_color_message(
     return event_dict
 
 
+def info_enabled(logger: logging.Logger) -> bool:
+    """What ``structlog.stdlib.filter_by_level`` (first in the chain) decides for an INFO line.
+
+    Asked first by the lines written once per request or per stream, so that a
+    line below ``LOG_LEVEL`` does not build its fields and run the bound logger
+    only to be dropped.
+    """
+    return not logger.disabled and logger.getEffectiveLevel() <= logging.INFO
+
+
 def configure_logging(settings: Settings) -> None:
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -75,11 +85,15 @@ class GenerationLog:
 
     def __init__(self) -> None:
         self._log = structlog.get_logger("generation")
+        # The stdlib logger behind it, for the level check.
+        self._logger = logging.getLogger("generation")
 
     def generation_started(self, transport: str) -> None:
         return None
 
     def observe_generation(self, record: GenerationRecord) -> None:
+        if not info_enabled(self._logger):
+            return
         self._log.info(
             "generation.end",
             transport=record.transport,

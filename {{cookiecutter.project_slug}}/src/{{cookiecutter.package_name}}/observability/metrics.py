@@ -12,7 +12,7 @@ from ..chat.service import GenerationRecord
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
-Child = TypeVar("Child", Counter, Histogram)
+Child = TypeVar("Child", Counter, Gauge, Histogram)
 
 
 def child_of(metric: Child, cache: dict[tuple[str, ...], Child], labels: tuple[str, ...]) -> Child:
@@ -48,18 +48,21 @@ class Metrics:
         self.active_streams = Gauge(
             "active_streams", "Generations running now.", ["transport"], registry=self.registry
         )
+        self._active_children: dict[tuple[str, ...], Gauge] = {}
         self.tokens = Counter(
             "tokens_streamed_total",
             "Tokens sent to clients.",
             ["transport"],
             registry=self.registry,
         )
+        self._token_children: dict[tuple[str, ...], Counter] = {}
         self.generations = Counter(
             "generations_total",
             "Generations by how they ended.",
             ["transport", "finish_reason"],
             registry=self.registry,
         )
+        self._generation_children: dict[tuple[str, ...], Counter] = {}
         self.time_to_first_token = Histogram(
             "time_to_first_token_seconds",
             "Time from the start of a generation to its first token.",
@@ -67,6 +70,7 @@ class Metrics:
             buckets=TTFT_BUCKETS,
             registry=self.registry,
         )
+        self._ttft_children: dict[tuple[str, ...], Histogram] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         labels = (method, route, str(status))
@@ -76,15 +80,18 @@ class Metrics:
         child_of(self.errors, self._error_children, (str(status), code)).inc()
 
     def generation_started(self, transport: str) -> None:
-        self.active_streams.labels(transport).inc()
+        child_of(self.active_streams, self._active_children, (transport,)).inc()
 
     def observe_generation(self, record: GenerationRecord) -> None:
         """Called once when a generation ends; per-token counting would cost a lock per token."""
-        self.active_streams.labels(record.transport).dec()
-        self.tokens.labels(record.transport).inc(record.tokens)
-        self.generations.labels(record.transport, record.finish_reason).inc()
+        transport = (record.transport,)
+        child_of(self.active_streams, self._active_children, transport).dec()
+        child_of(self.tokens, self._token_children, transport).inc(record.tokens)
+        outcome = (record.transport, record.finish_reason)
+        child_of(self.generations, self._generation_children, outcome).inc()
         if record.time_to_first_token is not None:
-            self.time_to_first_token.labels(record.transport).observe(record.time_to_first_token)
+            ttft = child_of(self.time_to_first_token, self._ttft_children, transport)
+            ttft.observe(record.time_to_first_token)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
