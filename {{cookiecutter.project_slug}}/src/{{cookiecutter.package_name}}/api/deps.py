@@ -2,10 +2,15 @@
 
 They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in the
 thread pool, a hand-off that cost more than the whole rest of a JSON request.
+
+The chat transports take everything they need as one dependency (``Chat``):
+FastAPI spends about 9 µs solving each dependency, at the start of every
+stream, and three separate ones were an eighth of a stream's start.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
@@ -31,12 +36,26 @@ async def get_metrics(connection: HTTPConnection) -> Metrics:
     return metrics
 
 
-async def get_request_id(connection: HTTPConnection) -> str:
-    value = connection.scope.get("state", {}).get("request_id", "")
-    return value if isinstance(value, str) else ""
+@dataclass(slots=True)
+class ChatContext:
+    """What a chat transport needs for one request."""
+
+    core: ChatService
+    settings: Settings
+    request_id: str
+
+
+async def get_chat_context(connection: HTTPConnection) -> ChatContext:
+    state = connection.app.state
+    request_id = connection.scope.get("state", {}).get("request_id", "")
+    return ChatContext(
+        core=state.chat_service,
+        settings=state.settings,
+        request_id=request_id if isinstance(request_id, str) else "",
+    )
 
 
 AppSettings = Annotated[Settings, Depends(get_settings)]
 ChatCore = Annotated[ChatService, Depends(get_chat_service)]
 AppMetrics = Annotated[Metrics, Depends(get_metrics)]
-RequestId = Annotated[str, Depends(get_request_id)]
+Chat = Annotated[ChatContext, Depends(get_chat_context)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from ...chat.models import ChatEvent, ChatRequest, TokenEvent
 from ...errors import ERROR_RESPONSES
-from ..deps import AppSettings, ChatCore, RequestId
+from ..deps import Chat
 from ..openapi import json_text, schema_ref, sse_event_schema
 from ..sse import Formatter, SSEResponse, sse_frame
 from .events import DoneMessage, ErrorMessage, TokenMessage, UsageMessage, event_json
@@ -65,11 +65,9 @@ def sse_formatter(request_id: str) -> Formatter:
         **ERROR_RESPONSES,
     },
 )
-async def chat_stream(
-    body: ChatRequest, core: ChatCore, settings: AppSettings, request_id: RequestId
-) -> SSEResponse:
+async def chat_stream(body: ChatRequest, chat: Chat) -> SSEResponse:
     return SSEResponse(
-        core.stream(body, transport="sse"),
-        format=sse_formatter(request_id),
-        keepalive_seconds=settings.sse_keepalive_seconds,
+        chat.core.stream(body, transport="sse"),
+        format=sse_formatter(chat.request_id),
+        keepalive_seconds=chat.settings.sse_keepalive_seconds,
     )

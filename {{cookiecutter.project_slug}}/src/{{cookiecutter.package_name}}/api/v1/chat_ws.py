@@ -19,7 +19,7 @@ from starlette import status
 
 from ...chat.models import ChatRequest
 from ...chat.service import ChatService
-from ..deps import ChatCore, RequestId
+from ..deps import Chat
 from .events import ErrorMessage, event_json
 
 router = APIRouter(tags=["chat"])
@@ -120,5 +120,5 @@ class ChatSocket:
 
 
 @router.websocket("/chat/ws")
-async def chat_ws(websocket: WebSocket, core: ChatCore, request_id: RequestId) -> None:
-    await ChatSocket(websocket, core, request_id).run()
+async def chat_ws(websocket: WebSocket, chat: Chat) -> None:
+    await ChatSocket(websocket, chat.core, chat.request_id).run()

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from ...chat.models import ChatEvent, DoneEvent, ErrorEvent, TokenEvent, UsageEvent
 from ...errors import ERROR_RESPONSES, ErrorBody
-from ..deps import AppSettings, ChatCore, RequestId
+from ..deps import AppSettings, Chat
 from ..disconnect import unless_disconnected
 from ..openapi import json_text, schema_ref, sse_event_schema
 from ..sse import SSEResponse
@@ -126,9 +126,7 @@ class OpenAIChunks:
 async def create_chat_completion(
     body: ChatCompletionRequest,
     request: Request,
-    core: ChatCore,
-    settings: AppSettings,
-    request_id: RequestId,
+    chat: Chat,
 ) -> Response | ChatCompletion:
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     chat_request = body.to_core()
@@ -136,13 +134,13 @@ async def create_chat_completion(
         # Wait for the first token before answering, so that a failure before it
         # is still a proper error status instead of a broken stream.
         started = await unless_disconnected(
-            request, core.start_stream(chat_request, transport="openai")
+            request, chat.core.start_stream(chat_request, transport="openai")
         )
         chunks = OpenAIChunks(
             completion_id=completion_id,
             model=body.model,
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
-            request_id=request_id,
+            request_id=chat.request_id,
         )
         return SSEResponse(
             started.rest,
@@ -150,9 +148,11 @@ async def create_chat_completion(
             format=chunks.format,
             preamble=chunks.preamble,
             epilogue=DONE_FRAME,
-            keepalive_seconds=settings.sse_keepalive_seconds,
+            keepalive_seconds=chat.settings.sse_keepalive_seconds,
         )
-    result = await unless_disconnected(request, core.complete(chat_request, transport="openai"))
+    result = await unless_disconnected(
+        request, chat.core.complete(chat_request, transport="openai")
+    )
     return ChatCompletion(
         id=completion_id,
         created=int(time.time()),
