@@ -609,7 +609,7 @@ def section_unpaced(results: Results) -> list[str]:
         return ["## 1. Unpaced streaming throughput", "", "Not measured.", ""]
     levels = results["sizes"]["levels"]
     apps = fig["apps"]
-    runs_n = results["sizes"]["runs"]
+    runs_n = results["sizes"].get("unpaced_runs", results["sizes"]["runs"])
     out = [
         "## 1. Unpaced streaming throughput",
         "",
@@ -997,8 +997,15 @@ def section_findings(results: Results) -> list[str]:
 def render_markdown(results: Results) -> str:
     sizes = results["sizes"]
     apps = results.get("apps", {})
-    json_runs = sizes.get("json_runs", sizes["runs"])
-    json_note = "" if json_runs == sizes["runs"] else f" (JSON: {json_runs})"
+    runs = sizes["runs"]
+    unpaced_runs = sizes.get("unpaced_runs", runs)
+    json_runs = sizes.get("json_runs", runs)
+    if unpaced_runs == json_runs != runs:
+        json_note = f" (unpaced and JSON: {json_runs})"
+    else:
+        notes = [f"unpaced: {unpaced_runs}"] if unpaced_runs != runs else []
+        notes += [f"JSON: {json_runs}"] if json_runs != runs else []
+        json_note = f" ({', '.join(notes)})" if notes else ""
     head = [
         "# Benchmark results",
         "",
