@@ -1001,11 +1001,11 @@ def render_markdown(results: Results) -> str:
     unpaced_runs = sizes.get("unpaced_runs", runs)
     json_runs = sizes.get("json_runs", runs)
     if unpaced_runs == json_runs != runs:
-        json_note = f" (unpaced and JSON: {json_runs})"
+        runs_note = f" (unpaced and JSON: {json_runs})"
     else:
         notes = [f"unpaced: {unpaced_runs}"] if unpaced_runs != runs else []
         notes += [f"JSON: {json_runs}"] if json_runs != runs else []
-        json_note = f" ({', '.join(notes)})" if notes else ""
+        runs_note = f" ({', '.join(notes)})" if notes else ""
     head = [
         "# Benchmark results",
         "",
@@ -1014,7 +1014,7 @@ def render_markdown(results: Results) -> str:
         + "; do not edit by hand (notes for the Findings section go in `bench/NOTES.md`). "
         "Method and caveats: `bench/README.md`. Raw data: `results.json`.",
         "",
-        f"Each figure is the median (min-max) of {sizes['runs']} run(s){json_note}. Apps: "
+        f"Each figure is the median (min-max) of {sizes['runs']} run(s){runs_note}. Apps: "
         + "; ".join(f"`{name}` = {desc}" for name, desc in apps.items())
         + ".",
         "",

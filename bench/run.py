@@ -105,8 +105,7 @@ FULL = Sizes(
     hold_delay_ms=500,
     hold_batch=500,
     json_clients=64,
-    # A run takes seconds, and one server process in a few runs slower for no reason
-    # of its own (the spread in RESULTS.md): more runs steady the median.
+    # Five runs, for the same reason as unpaced_runs.
     json_runs=5,
     json_requests=8_000,
     json_warmup=1_000,

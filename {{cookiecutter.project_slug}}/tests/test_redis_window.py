@@ -139,14 +139,14 @@ async def test_concurrent_decisions_share_round_trips_and_stay_exact(
     limiter = await redis_limiter()
     window = limiter._window
     assert window is not None
-    pipelines: list[int] = []
-    send_pipeline = window._pipeline
+    batches: list[int] = []
+    send_batch = window._send_batch
 
     async def counting(batch: Any) -> Any:
-        pipelines.append(len(batch))
-        return await send_pipeline(batch)
+        batches.append(len(batch))
+        return await send_batch(batch)
 
-    window._pipeline = counting
+    window._send_batch = counting
     quota = Quota.parse("20/hour")
     await at_window_offset(empty_redis, 3_600_000, 0, 3_590_000)
     reset_command_stats(empty_redis)
@@ -155,8 +155,8 @@ async def test_concurrent_decisions_share_round_trips_and_stay_exact(
     assert sorted(d.remaining for d in decisions if d.allowed) == list(range(20))
     # Every decision is its own EVALSHA, but they travel together.
     assert command_calls(empty_redis)["evalsha"] == 50
-    assert sum(pipelines) == 50
-    assert len(pipelines) < 50
+    assert sum(batches) == 50
+    assert len(batches) < 50
 
 
 async def test_noscript_after_script_flush_reloads_and_decides(

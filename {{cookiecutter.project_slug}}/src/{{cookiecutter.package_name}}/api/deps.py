@@ -17,6 +17,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from ..chat.service import ChatService
+from ..middleware import request_id_of
 from ..observability.metrics import Metrics
 from ..settings import Settings
 
@@ -47,11 +48,10 @@ class ChatContext:
 
 async def get_chat_context(connection: HTTPConnection) -> ChatContext:
     state = connection.app.state
-    request_id = connection.scope.get("state", {}).get("request_id", "")
     return ChatContext(
         core=state.chat_service,
         settings=state.settings,
-        request_id=request_id if isinstance(request_id, str) else "",
+        request_id=request_id_of(connection.scope),
     )
 
 

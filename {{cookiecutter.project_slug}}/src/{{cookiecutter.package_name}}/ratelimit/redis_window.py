@@ -129,12 +129,12 @@ class SlidingWindow:
             self._sender = None
 
     async def _send(self, batch: list[Pending]) -> None:
-        replies = await self._pipeline(batch)
+        replies = await self._send_batch(batch)
         # NOSCRIPT (Redis restarted or flushed): load the script, retry those once.
         retry = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if retry:
             await self.client.script_load(SCRIPT)
-            again = await self._pipeline([batch[index] for index in retry])
+            again = await self._send_batch([batch[index] for index in retry])
             for index, reply in zip(retry, again, strict=True):
                 replies[index] = reply
         for (*_, future), reply in zip(batch, replies, strict=True):
@@ -145,7 +145,7 @@ class SlidingWindow:
             else:
                 future.set_result(cast(list[int], reply))
 
-    async def _pipeline(self, batch: list[Pending]) -> list[object]:
+    async def _send_batch(self, batch: list[Pending]) -> list[object]:
         """Send the batch in one write and read its replies in order; error replies are kept."""
         connection, sha = self._connection, self.sha
         packed = b"".join(
