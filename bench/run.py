@@ -35,10 +35,12 @@ from servers import (
     SERVER_CORE,
     STREAM_PATH,
     BenchError,
-    Renderer,
+    HarnessError,
+    RenderCache,
     Server,
     maybe_redis,
-    raise_nofile,
+    pending_reason,
+    source_dir,
     wait_quiet,
 )
 
@@ -145,7 +147,7 @@ class Bench:
         self.sizes = sizes
         self.workdir = workdir
         self.smoke = smoke
-        self.renderer = Renderer(workdir)
+        self.renders = RenderCache(workdir / "renders")
         self.redis_commands = 0
         self.results: dict[str, Any] = {
             "mode": "smoke" if smoke else "full",
@@ -195,20 +197,20 @@ class Bench:
         with maybe_redis(spec, self.workdir) as redis:
             server = Server(
                 spec,
-                self.renderer,
+                self.renders,
                 self.workdir,
                 env=env,
                 redis_url=redis.url if redis is not None else None,
             )
             try:
                 server.start()
-            except BenchError:
+            except HarnessError:
                 # The service is being edited by others while this runs; one retry
                 # rides out a half-saved file.
                 time.sleep(2)
                 server = Server(
                     spec,
-                    self.renderer,
+                    self.renders,
                     self.workdir,
                     env=env,
                     redis_url=redis.url if redis is not None else None,
@@ -244,7 +246,7 @@ class Bench:
     def available(self, names: list[str], figure: str) -> list[str]:
         ready = []
         for name in names:
-            reason = self.renderer.pending_reason(APPS[name])
+            reason = pending_reason(self.renders, APPS[name])
             if reason is None:
                 ready.append(name)
             else:
@@ -470,7 +472,7 @@ class Bench:
         profiles: dict[str, Any] = {}
         self.results["profiles"] = profiles
         for name, workload in PROFILED:
-            if self.renderer.pending_reason(APPS[name]) is not None:
+            if pending_reason(self.renders, APPS[name]) is not None:
                 continue
             raw_path = self.workdir / f"profile-{name}-{workload}.txt"
             with self.serve(name) as server:
@@ -566,8 +568,8 @@ class Bench:
             "cancel": self.cancel,
         }
         try:
-            self.renderer.source_dir(APPS["ours"])
-        except BenchError as exc:
+            source_dir(self.renders, APPS["ours"])
+        except HarnessError as exc:
             self.results["errors"].append({"figure": "render", "error": str(exc)})
             say(f"render FAILED: {exc}")
         self.guarded("timer", self.timer_jitter)
@@ -623,7 +625,6 @@ def main(argv: list[str] | None = None) -> int:
     # A background job inherits SIGINT ignored; take both signals over explicitly.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    raise_nofile()
     say(f"mode {'smoke' if args.smoke else 'full'}, output {out}, work {workdir}")
 
     started = time.monotonic()

@@ -1,4 +1,7 @@
-"""What the template's tests share: the variant table, the manifest, rendering, tools."""
+"""What the template's tests share: the variant table, the manifest, scanning, tools.
+
+Rendering, servers and Redis live in the ``harness`` package, which bench/ uses too.
+"""
 
 from __future__ import annotations
 
@@ -100,67 +103,6 @@ def expected_paths(flags: dict[str, bool]) -> tuple[list[str], list[str]]:
     for raw, prompts in sorted(path_owners().items()):
         (kept if all(flags[p] for p in prompts) else pruned).append(raw)
     return kept, pruned
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-@dataclass
-class Rendered:
-    """A rendered variant and a snapshot of its tree taken right after rendering."""
-
-    variant: Variant
-    exit_code: int
-    exception: BaseException | None
-    context: dict[str, Any]
-    project: Path | None
-    files: list[Path] = field(default_factory=list)  # relative to project
-    empty_dirs: list[Path] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and self.exception is None and self.project is not None
-
-    def text_files(self) -> list[tuple[Path, str]]:
-        """(relative path, text) of every non-binary file."""
-        assert self.project is not None
-        out = []
-        for rel in self.files:
-            data = (self.project / rel).read_bytes()
-            if b"\0" not in data:
-                out.append((rel, data.decode("utf-8", errors="replace")))
-        return out
-
-
-class RenderCache:
-    """Renders each variant at most once per pytest process (xdist worker)."""
-
-    def __init__(self, cookies_session: Any) -> None:
-        self._cookies = cookies_session
-        self._done: dict[str, Rendered] = {}
-
-    def get(self, variant: Variant) -> Rendered:
-        if variant.id not in self._done:
-            result = self._cookies.bake(extra_context=variant.context, template=str(ROOT))
-            project = result.project_path if result.exception is None else None
-            rendered = Rendered(
-                variant=variant,
-                exit_code=result.exit_code,
-                exception=result.exception,
-                context=dict(result.context or {}),
-                project=project,
-            )
-            if project is not None and project.is_dir():
-                rendered.files = sorted(
-                    p.relative_to(project) for p in project.rglob("*") if not p.is_dir()
-                )
-                rendered.empty_dirs = sorted(
-                    p.relative_to(project)
-                    for p in project.rglob("*")
-                    if p.is_dir() and not any(p.iterdir())
-                )
-            self._done[variant.id] = rendered
-        return self._done[variant.id]
 
 
 # --------------------------------------------------------------------------- scanning

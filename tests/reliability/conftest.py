@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Rendered
+from harness.process import raise_nofile_limit
+from support import Variant
 
-from .harness import RESULTS_DIR, Deployment, Project, deploy, raise_nofile_limit
+from .harness import RESULTS_DIR, Deployment, Project, deploy
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -96,10 +97,10 @@ def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
 
 
 @pytest.fixture
-def rel_project(project: Path, rendered: Rendered) -> Project:
+def rel_project(project: Path, variant: Variant) -> Project:
     """The rendered variant under test."""
     raise_nofile_limit()
-    return Project(project, rendered.variant)
+    return Project(project, variant)
 
 
 @pytest.fixture

@@ -4,32 +4,31 @@ A rendered variant is started the way it is deployed: ``python -m <package>`` (o
 ``python -m uvicorn <package>.main:app`` where a test needs a uvicorn flag the entry
 point does not expose, such as ``--backlog``) in a subprocess on a free loopback port,
 with its log (JSON lines on stderr) written to a file the test reads afterwards.
-Every process a test starts is stopped by its PID, never by name.
+Rendering, the process and Redis come from the shared ``harness`` package; every
+process a test starts is stopped by its PID, never by name.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
-import resource
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import psutil
 import pytest
+from harness import HarnessError, render
+from harness.ports import free_port
+from harness.process import ServerProcess, uvicorn_command
+from harness.redis import RedisServer
 from prometheus_client.parser import text_string_to_metric_families
 from support import PYTHON, ROOT, VARIANTS, Variant, clean_env
 
@@ -74,72 +73,15 @@ def variant_params(group: str, *ids: str) -> list[Any]:
     ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def raise_nofile_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit (children inherit it); returns the new soft."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = 1 << 20
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
 # --------------------------------------------------------------------------- project
 
 
-@dataclass
-class Project:
+class Project(render.Project):
     """A rendered variant on disk."""
 
-    path: Path
-    variant: Variant
-
-    @property
-    def package(self) -> str:
-        found = [p.name for p in (self.path / "src").iterdir() if (p / "__init__.py").is_file()]
-        assert len(found) == 1, f"expected one package under src/, found {found}"
-        return found[0]
-
-    @property
-    def src(self) -> Path:
-        return self.path / "src"
-
-    @property
-    def package_dir(self) -> Path:
-        return self.src / self.package
-
-    @property
-    def tests(self) -> Path:
-        return self.path / "tests"
-
-    def has(self, feature: str) -> bool:
-        return bool(self.variant.context[f"use_{feature}"])
-
-    def env_example(self) -> dict[str, str]:
-        """Every ``NAME=value`` of the rendered ``.env.example``."""
-        values: dict[str, str] = {}
-        for line in (self.path / ".env.example").read_text(encoding="utf-8").splitlines():
-            match = re.match(r"([A-Z][A-Z0-9_]*)=(.*)", line.strip())
-            if match:
-                values[match.group(1)] = match.group(2).strip().strip('"')
-        return values
+    def __init__(self, path: Path, variant: Variant) -> None:
+        super().__init__(path, variant.context)
+        self.variant = variant
 
     def setting(self, *patterns: str) -> str:
         """The first ``.env.example`` name matching one of ``patterns`` (regexes), or fail."""
@@ -153,128 +95,6 @@ class Project:
             "(has the feature's module landed?)",
             pytrace=False,
         )
-
-    def import_file(self, relative: str, name: str) -> ModuleType:
-        """A standalone file of the rendered project (test helper, generated stubs) as a module."""
-        path = self.path / relative
-        if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
-            return sys.modules[name]
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None, path
-        assert spec.loader is not None, path
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        # Its sibling helpers (a test helper may import tests/threaded_server.py).
-        sys.path.insert(0, str(path.parent))
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.path.remove(str(path.parent))
-        return module
-
-
-# --------------------------------------------------------------------------- redis
-
-
-class RedisServer:
-    """A ``redis-server`` of our own on a free port, controlled by PID."""
-
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-        self.debug_command = True
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _command_line(self) -> list[str]:
-        command = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.workdir),
-        ]
-        if self.debug_command:
-            command += ["--enable-debug-command", "local"]
-        return command
-
-    def start(self, timeout: float = 10) -> RedisServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.workdir / f"redis-{self.port}.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            self._command_line(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        log.close()
-        ok = wait_until(self.ping, timeout)
-        if not ok and self.process.poll() is not None and self.debug_command:
-            # A Redis older than 7 does not know --enable-debug-command.
-            self.debug_command = False
-            return self.start(timeout)
-        assert ok, f"redis-server on port {self.port} did not start"
-        return self
-
-    def ping(self) -> bool:
-        try:
-            return self.command("PING", timeout=0.5) == b"+PONG"
-        except OSError:
-            return False
-
-    def command(self, *args: str, timeout: float = 2.0) -> bytes:
-        """One command over RESP; the first reply line."""
-        payload = f"*{len(args)}\r\n".encode() + b"".join(
-            f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args
-        )
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
-            sock.sendall(payload)
-            data = b""
-            while not data.endswith(b"\r\n"):
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        return data.strip()
-
-    def pause(self, seconds: float) -> threading.Thread:
-        """Make Redis unresponsive for ``seconds`` (``DEBUG SLEEP``, else SIGSTOP/SIGCONT)."""
-
-        def run() -> None:
-            if self.debug_command:
-                self.command("DEBUG", "SLEEP", str(seconds), timeout=seconds + 5)
-            else:
-                assert self.process is not None
-                os.kill(self.process.pid, signal.SIGSTOP)
-                time.sleep(seconds)
-                os.kill(self.process.pid, signal.SIGCONT)
-
-        thread = threading.Thread(target=run, name="redis-pause", daemon=True)
-        thread.start()
-        return thread
-
-    def kill(self) -> None:
-        """SIGKILL: the server vanishes with every connection."""
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-        self.process = None
 
 
 # --------------------------------------------------------------------------- deployment
@@ -374,7 +194,7 @@ def deploy(project: Project, workdir: Path, stack: contextlib.ExitStack) -> Depl
 # --------------------------------------------------------------------------- service
 
 
-class Service:
+class Service(ServerProcess):
     """One server process of a rendered variant."""
 
     def __init__(
@@ -387,19 +207,22 @@ class Service:
     ) -> None:
         self.deployment = deployment
         self.project = deployment.project
-        self.log_path = log_path
-        self.port = free_port()
-        self.env = {
-            **clean_env(),
-            **BASE_ENV,
-            **deployment.env,
-            **(env or {}),
-            "PORT": str(self.port),
-            "PYTHONPATH": str(self.project.src),
-        }
+        port = free_port()
+        super().__init__(
+            cwd=self.project.path,
+            env={
+                **clean_env(),
+                **BASE_ENV,
+                **deployment.env,
+                **(env or {}),
+                "PORT": str(port),
+                "PYTHONPATH": str(self.project.src),
+            },
+            log_path=log_path,
+            port=port,
+            name=f"{self.project.variant.id}: the service",
+        )
         self.uvicorn_flags = uvicorn_flags
-        self.process: subprocess.Popen[bytes] | None = None
-        self.exit_code: int | None = None
 
     @property
     def url(self) -> str:
@@ -410,11 +233,6 @@ class Service:
         return dict(self.deployment.headers)
 
     @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    @property
     def grpc_port(self) -> int | None:
         for name, value in self.env.items():
             if re.fullmatch(r"[A-Z_]*GRPC[A-Z_]*PORT", name):
@@ -422,59 +240,28 @@ class Service:
         return None
 
     def command(self) -> list[str]:
-        package = self.project.package
         if self.uvicorn_flags is None:
-            return [PYTHON, "-m", package]
+            return [PYTHON, "-m", self.project.package]
         grace = self.env.get("SHUTDOWN_GRACE_SECONDS", "5")
-        return [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            f"{package}.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
+        return uvicorn_command(
+            f"{self.project.package}.main:app",
+            self.port,
             "--timeout-graceful-shutdown",
             grace,
             "--no-access-log",
             *self.uvicorn_flags,
-        ]
-
-    def start(self, timeout: float = 90) -> Service:
-        self.launch()
-        return self.wait_ready(timeout)
-
-    def launch(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            self.command(),
-            cwd=self.project.path,
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
         )
-        log.close()
 
-    def wait_ready(self, timeout: float = 90) -> Service:
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=2) as http:
-            while time.monotonic() < deadline:
-                if self.process.poll() is not None:
-                    break
-                with contextlib.suppress(httpx.HTTPError):
-                    if http.get(self.url + "/healthz").status_code == 200:
-                        return self
-                time.sleep(0.05)
-        self.kill()
-        pytest.fail(
-            f"{self.project.variant.id}: the service did not start "
-            f"(exit {self.exit_code}); last log lines:\n{self.log_tail()}",
-            pytrace=False,
-        )
+    def wait_ready(self, timeout: float = 90, interval: float = 0.05) -> Self:
+        try:
+            return super().wait_ready(timeout, interval)
+        except HarnessError:
+            self.kill()
+            pytest.fail(
+                f"{self.project.variant.id}: the service did not start "
+                f"(exit {self.exit_code}); last log lines:\n{self.log_tail()}",
+                pytrace=False,
+            )
 
     def rss(self) -> int:
         return int(psutil.Process(self.pid).memory_info().rss)
@@ -482,45 +269,7 @@ class Service:
     def connections(self) -> list[Any]:
         return list(psutil.Process(self.pid).net_connections(kind="tcp"))
 
-    def signal(self, signum: int) -> None:
-        os.kill(self.pid, signum)
-
-    def wait(self, timeout: float) -> int | None:
-        assert self.process is not None
-        try:
-            self.exit_code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        return self.exit_code
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-        if self.process is not None:
-            self.exit_code = self.process.returncode
-
-    def stop(self, timeout: float = 15) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout``; the exit status."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            if self.wait(timeout) is None:
-                self.kill()
-        self.exit_code = self.process.returncode
-        return self.exit_code
-
     # --- what it says ------------------------------------------------------
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def log_records(self) -> list[dict[str, Any]]:
         records = []

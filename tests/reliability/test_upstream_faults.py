@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness.ports import free_port
 from websockets.exceptions import ConnectionClosed
 
 from .clients import parse_sse, request, ws_connect
 from .conftest import Figures
-from .harness import API, DEFAULT, Deployment, Service, free_port, variant_params
+from .harness import API, DEFAULT, Deployment, Service, variant_params
 
 pytestmark = pytest.mark.parametrize("variant", variant_params("upstream", DEFAULT))
 
