@@ -86,6 +86,8 @@ class AppSpec:
     # whose feature is still unwritten is reported as pending, not as a failure.
     requires: tuple[str, str] | None = None
     wrapper: bool = False
+    # ``target`` is a function that builds the app (uvicorn --factory).
+    factory: bool = False
 
 
 APPS: dict[str, AppSpec] = {
@@ -106,15 +108,17 @@ APPS: dict[str, AppSpec] = {
         AppSpec(
             "ours",
             "service",
-            "streaming_service.main:app",
+            "streaming_service.main:create_app",
             "rendered default variant, full stack, in-memory rate limiter",
+            factory=True,
         ),
         AppSpec(
             "ours-nolimit",
             "service",
-            "streaming_service.main:app",
+            "streaming_service.main:create_app",
             "rendered default variant, RATE_LIMIT_ENABLED=false",
             env={"RATE_LIMIT_ENABLED": "false"},
+            factory=True,
         ),
         AppSpec(
             "ours-bare",
@@ -126,11 +130,12 @@ APPS: dict[str, AppSpec] = {
         AppSpec(
             "ours-redis",
             "service",
-            "streaming_service.main:app",
+            "streaming_service.main:create_app",
             "rendered use_redis=true variant, Redis rate limiter",
             variant={"use_redis": True},
             needs_redis=True,
             requires=("settings.py", "redis_url"),
+            factory=True,
         ),
         AppSpec(
             "fastapi-sse",
@@ -234,6 +239,7 @@ class Server(ServerProcess):
             "16384",
             "--timeout-graceful-shutdown",
             "1",
+            factory=self.spec.factory,
         )
 
     def ready(self) -> bool:

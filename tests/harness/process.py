@@ -71,19 +71,16 @@ def http_status(port: int, path: str = "/healthz", timeout: float = 2.0) -> int 
     return int(parts[1])
 
 
-def uvicorn_command(target: str, port: int, *flags: str) -> list[str]:
-    """``python -m uvicorn`` serving ``target`` on the loopback ``port``."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        target,
-        "--host",
-        LOOPBACK,
-        "--port",
-        str(port),
-        *flags,
-    ]
+def uvicorn_command(target: str, port: int, *flags: str, factory: bool = False) -> list[str]:
+    """``python -m uvicorn`` serving ``target`` on the loopback ``port``.
+
+    ``factory`` for an app factory such as ``<package>.main:create_app``: the service
+    is built by the function its own entry point calls, not found as a module global.
+    """
+    command = [sys.executable, "-m", "uvicorn", target]
+    if factory:
+        command.append("--factory")
+    return [*command, "--host", LOOPBACK, "--port", str(port), *flags]
 
 
 class ServerProcess:

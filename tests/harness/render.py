@@ -147,6 +147,11 @@ class Project:
     def tests(self) -> Path:
         return self.path / "tests"
 
+    @property
+    def app_factory(self) -> str:
+        """What uvicorn serves (with ``--factory``): the function that builds the service."""
+        return f"{self.package}.main:create_app"
+
     def has(self, feature: str) -> bool:
         return bool(self.answers.get(f"use_{feature}", False))
 

@@ -1,11 +1,11 @@
 """What every reliability test shares: variants, service processes, Redis, metrics, logs.
 
 A rendered variant is started the way it is deployed: ``python -m <package>`` (or
-``python -m uvicorn <package>.main:app`` where a test needs a uvicorn flag the entry
-point does not expose, such as ``--backlog``) in a subprocess on a free loopback port,
-with its log (JSON lines on stderr) written to a file the test reads afterwards.
-Rendering, the process and Redis come from the shared ``harness`` package; every
-process a test starts is stopped by its PID, never by name.
+``python -m uvicorn --factory <package>.main:create_app`` where a test needs a uvicorn
+flag the entry point does not expose, such as ``--backlog``) in a subprocess on a free
+loopback port, with its log (JSON lines on stderr) written to a file the test reads
+afterwards. Rendering, the process and Redis come from the shared ``harness`` package;
+every process a test starts is stopped by its PID, never by name.
 """
 
 from __future__ import annotations
@@ -244,12 +244,13 @@ class Service(ServerProcess):
             return [PYTHON, "-m", self.project.package]
         grace = self.env.get("SHUTDOWN_GRACE_SECONDS", "5")
         return uvicorn_command(
-            f"{self.project.package}.main:app",
+            self.project.app_factory,
             self.port,
             "--timeout-graceful-shutdown",
             grace,
             "--no-access-log",
             *self.uvicorn_flags,
+            factory=True,
         )
 
     def wait_ready(self, timeout: float = 90, interval: float = 0.05) -> Self:
