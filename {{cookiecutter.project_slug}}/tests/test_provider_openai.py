@@ -6,7 +6,8 @@ import asyncio
 import email.utils
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ from fake_upstream import (
     ErrorScript,
     FakeUpstream,
     JSONScript,
+    Script,
     StreamScript,
     bad_request,
     context_length_exceeded,
@@ -237,18 +239,127 @@ async def test_reuses_the_connection_between_streams(
 
 # --- errors -----------------------------------------------------------------------
 
+# Upstream words that stay in the logs: the detail planted in error bodies, the API
+# key, and the token limit quoted by ``context_length_exceeded()``.
+UPSTREAM_DETAILS = (SECRET_DETAIL, API_KEY, "8192")
+# vLLM words a context overflow like OpenAI but without the error code.
+VLLM_TOO_LONG = "This model's maximum context length is 4096 tokens and your request has 5000"
+MODEL_NOT_FOUND = openai_error(
+    "The model does not exist", type_="invalid_request_error", code="model_not_found"
+)
 
-async def test_429_with_a_long_retry_after_is_passed_on(
-    upstream: FakeUpstream, make_provider: ProviderFactory
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An upstream misbehaving, and the error the provider must make of it."""
+
+    # The answers to successive requests; a spare last one would catch a retry.
+    upstream: Sequence[Script]
+    error: type[ChatError]
+    status: int
+    retry_after: float | None = None
+    # What the consumer got before the error.
+    chunks: Sequence[ProviderChunk] = ()
+    # Requests the upstream saw, retries included.
+    requests: int = 1
+    provider: Mapping[str, Any] = field(default_factory=dict)
+
+
+UPSTREAM_FAILURES = {
+    "429-long-retry-after-passed-on": Failure(
+        [rate_limited("30")], UpstreamRateLimited, 429, retry_after=30.0
+    ),
+    "429-without-retry-after-retries-exhausted": Failure(
+        [rate_limited(None)] * 3, UpstreamRateLimited, 429, requests=3, provider={"max_retries": 2}
+    ),
+    "429-quota-exhausted-not-retried": Failure(
+        [rate_limited(None, code="insufficient_quota")], UpstreamRateLimited, 429
+    ),
+    "context-length-exceeded": Failure([context_length_exceeded()], ContextTooLong, 400),
+    "context-length-by-message-alone": Failure(
+        [ErrorScript(400, {"object": "error", "message": VLLM_TOO_LONG, "code": 400})],
+        ContextTooLong,
+        400,
+    ),
+    "other-400-invalid-request": Failure(
+        [bad_request(f"temperature out of range {SECRET_DETAIL}")], InvalidGenerationRequest, 400
+    ),
+    "unknown-model-invalid-request": Failure(
+        [ErrorScript(404, MODEL_NOT_FOUND)], InvalidGenerationRequest, 400
+    ),
+    **{
+        f"{status}-upstream-error-not-retried": Failure(
+            [ErrorScript(status, openai_error(SECRET_DETAIL, type_="x", code=None))],
+            UpstreamError,
+            502,
+        )
+        for status in (401, 403, 404, 500)
+    },
+    "500-non-json-body": Failure(
+        [ErrorScript(500, f"<html>{SECRET_DETAIL}</html>")], UpstreamError, 502
+    ),
+    "200-json-error-document": Failure(
+        [ErrorScript(200, {"error": {"message": SECRET_DETAIL}})], UpstreamError, 502
+    ),
+    "503-retries-exhausted": Failure(
+        [server_error(503)] * 3, UpstreamError, 502, requests=3, provider={"max_retries": 2}
+    ),
+    "503-retries-disabled": Failure(
+        [server_error(503)], UpstreamError, 502, provider={"max_retries": 0}
+    ),
+    "503-long-retry-after-not-retried": Failure(
+        [server_error(503, retry_after="120")], UpstreamError, 502
+    ),
+    "slow-first-token-times-out": Failure(
+        [StreamScript(first_token_delay=5)], GenerationTimeout, 504, provider={"read_timeout": 0.2}
+    ),
+    "slow-headers-time-out": Failure(
+        [StreamScript(headers_delay=5)], GenerationTimeout, 504, provider={"read_timeout": 0.2}
+    ),
+    "hang-after-tokens-times-out": Failure(
+        [StreamScript(tokens=("a", "b", "c"), hang_after=2), StreamScript()],
+        GenerationTimeout,
+        504,
+        chunks=["a", "b"],
+        provider={"read_timeout": 0.2},
+    ),
+    "dropped-mid-stream": Failure(
+        [StreamScript(tokens=("a", "b", "c"), drop_after=2), StreamScript()],
+        UpstreamError,
+        502,
+        chunks=["a", "b"],
+    ),
+    # The upstream accepted the request and may be generating: a retry could bill twice.
+    "dropped-before-first-token-not-retried": Failure(
+        [StreamScript(drop_after=0), StreamScript()], UpstreamError, 502
+    ),
+    "malformed-chunk": Failure(
+        [StreamScript(tokens=("a", "b", "c"), malformed_after=1)], UpstreamError, 502, chunks=["a"]
+    ),
+    "ends-without-done-mid-generation": Failure(
+        [StreamScript(tokens=("a", "b"), finish_reason=None, send_usage=False, send_done=False)],
+        UpstreamError,
+        502,
+        chunks=["a", "b"],
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", UPSTREAM_FAILURES.values(), ids=UPSTREAM_FAILURES.keys())
+async def test_upstream_failures_become_chat_errors(
+    upstream: FakeUpstream, make_provider: ProviderFactory, failure: Failure
 ) -> None:
-    upstream.enqueue(rate_limited("30"))
+    upstream.enqueue(*failure.upstream)
 
-    chunks, error = await collect_until_error(make_provider())
+    chunks, error = await collect_until_error(make_provider(**failure.provider))
 
-    assert chunks == []
-    assert type(error) is UpstreamRateLimited
-    assert (error.http_status, error.retry_after) == (429, 30.0)
-    assert len(upstream.requests) == 1
+    assert chunks == list(failure.chunks)
+    assert type(error) is failure.error
+    assert (error.http_status, error.retry_after) == (failure.status, failure.retry_after)
+    assert len(upstream.requests) == failure.requests
+    for detail in UPSTREAM_DETAILS:
+        assert detail not in str(error)
+        assert detail not in error.message
 
 
 async def test_429_retry_after_as_an_http_date(
@@ -272,106 +383,6 @@ async def test_429_with_a_short_retry_after_is_retried(
     assert len(upstream.requests) == 2
 
 
-async def test_429_without_retry_after_gives_up_after_the_retries(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(*[rate_limited(None)] * 3)
-
-    _, error = await collect_until_error(make_provider(max_retries=2))
-
-    assert type(error) is UpstreamRateLimited
-    assert error.retry_after is None
-    assert len(upstream.requests) == 3
-
-
-async def test_429_for_an_exhausted_quota_is_not_retried(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(rate_limited(None, code="insufficient_quota"))
-
-    _, error = await collect_until_error(make_provider())
-
-    assert type(error) is UpstreamRateLimited
-    assert len(upstream.requests) == 1
-
-
-async def test_context_length_exceeded(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(context_length_exceeded())
-
-    _, error = await collect_until_error(make_provider())
-
-    assert type(error) is ContextTooLong
-    assert error.http_status == 400
-    assert "8192" not in error.message
-    assert len(upstream.requests) == 1
-
-
-async def test_context_length_recognised_by_message_alone(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    # vLLM words it like OpenAI but without the error code.
-    message = "This model's maximum context length is 4096 tokens and your request has 5000"
-    upstream.enqueue(ErrorScript(400, {"object": "error", "message": message, "code": 400}))
-
-    _, error = await collect_until_error(make_provider())
-
-    assert type(error) is ContextTooLong
-
-
-async def test_other_400_is_an_invalid_request_without_upstream_details(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(bad_request(f"temperature out of range {SECRET_DETAIL}"))
-
-    _, error = await collect_until_error(make_provider())
-
-    assert type(error) is InvalidGenerationRequest
-    assert error.http_status == 400
-    assert SECRET_DETAIL not in str(error)
-    assert len(upstream.requests) == 1
-
-
-async def test_unknown_model_is_an_invalid_request(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    body = openai_error(
-        "The model does not exist", type_="invalid_request_error", code="model_not_found"
-    )
-    upstream.enqueue(ErrorScript(404, body))
-
-    _, error = await collect_until_error(make_provider())
-
-    assert type(error) is InvalidGenerationRequest
-
-
-@pytest.mark.parametrize("status", [401, 403, 404, 500])
-async def test_other_errors_are_upstream_errors_and_not_retried(
-    upstream: FakeUpstream, make_provider: ProviderFactory, status: int
-) -> None:
-    upstream.enqueue(ErrorScript(status, openai_error(SECRET_DETAIL, type_="x", code=None)))
-
-    _, error = await collect_until_error(make_provider())
-
-    assert type(error) is UpstreamError
-    assert error.http_status == 502
-    assert SECRET_DETAIL not in str(error)
-    assert API_KEY not in str(error)
-    assert len(upstream.requests) == 1
-
-
-async def test_a_non_json_error_body_is_handled(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(ErrorScript(500, f"<html>{SECRET_DETAIL}</html>"))
-
-    _, error = await collect_until_error(make_provider())
-
-    assert type(error) is UpstreamError
-    assert SECRET_DETAIL not in str(error)
-
-
 @pytest.mark.parametrize("status", [502, 503, 504])
 async def test_gateway_errors_are_retried_before_the_first_token(
     upstream: FakeUpstream, make_provider: ProviderFactory, status: int
@@ -382,39 +393,6 @@ async def test_gateway_errors_are_retried_before_the_first_token(
     assert len(upstream.requests) == 2
 
 
-async def test_503_gives_up_after_the_retries(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(*[server_error(503)] * 3)
-
-    _, error = await collect_until_error(make_provider(max_retries=2))
-
-    assert type(error) is UpstreamError
-    assert len(upstream.requests) == 3
-
-
-async def test_no_retries_when_disabled(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(server_error(503))
-
-    _, error = await collect_until_error(make_provider(max_retries=0))
-
-    assert type(error) is UpstreamError
-    assert len(upstream.requests) == 1
-
-
-async def test_503_asking_for_a_long_pause_is_not_retried(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(server_error(503, retry_after="120"))
-
-    _, error = await collect_until_error(make_provider())
-
-    assert type(error) is UpstreamError
-    assert len(upstream.requests) == 1
-
-
 async def test_unreachable_upstream_is_unavailable(make_provider: ProviderFactory) -> None:
     provider = make_provider(base_url=closed_port_url(), max_retries=1)
 
@@ -422,103 +400,6 @@ async def test_unreachable_upstream_is_unavailable(make_provider: ProviderFactor
 
     assert type(error) is UpstreamUnavailable
     assert error.http_status == 503
-
-
-async def test_slow_first_token_times_out_without_retry(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(StreamScript(first_token_delay=5))
-
-    chunks, error = await collect_until_error(make_provider(read_timeout=0.2))
-
-    assert chunks == []
-    assert type(error) is GenerationTimeout
-    assert error.http_status == 504
-    assert len(upstream.requests) == 1
-
-
-async def test_slow_response_headers_time_out_without_retry(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(StreamScript(headers_delay=5))
-
-    _, error = await collect_until_error(make_provider(read_timeout=0.2))
-
-    assert type(error) is GenerationTimeout
-    assert len(upstream.requests) == 1
-
-
-async def test_a_stream_that_hangs_after_tokens_times_out_without_retry(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(StreamScript(tokens=("a", "b", "c"), hang_after=2), StreamScript())
-
-    chunks, error = await collect_until_error(make_provider(read_timeout=0.2))
-
-    assert chunks == ["a", "b"]
-    assert type(error) is GenerationTimeout
-    assert len(upstream.requests) == 1
-
-
-async def test_a_dropped_connection_mid_stream_is_an_upstream_error(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(StreamScript(tokens=("a", "b", "c"), drop_after=2), StreamScript())
-
-    chunks, error = await collect_until_error(make_provider())
-
-    assert chunks == ["a", "b"]
-    assert type(error) is UpstreamError
-    assert len(upstream.requests) == 1
-
-
-async def test_a_dropped_connection_before_the_first_token_is_not_retried(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    # The upstream accepted the request and may be generating: a retry could bill twice.
-    upstream.enqueue(StreamScript(drop_after=0), StreamScript())
-
-    chunks, error = await collect_until_error(make_provider())
-
-    assert chunks == []
-    assert type(error) is UpstreamError
-    assert len(upstream.requests) == 1
-
-
-async def test_a_malformed_chunk_is_an_upstream_error(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(StreamScript(tokens=("a", "b", "c"), malformed_after=1))
-
-    chunks, error = await collect_until_error(make_provider())
-
-    assert chunks == ["a"]
-    assert type(error) is UpstreamError
-    assert len(upstream.requests) == 1
-
-
-async def test_a_stream_ending_without_done_mid_generation_is_an_upstream_error(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(
-        StreamScript(tokens=("a", "b"), finish_reason=None, send_usage=False, send_done=False)
-    )
-
-    chunks, error = await collect_until_error(make_provider())
-
-    assert chunks == ["a", "b"]
-    assert type(error) is UpstreamError
-
-
-async def test_a_200_json_error_document_is_an_upstream_error(
-    upstream: FakeUpstream, make_provider: ProviderFactory
-) -> None:
-    upstream.enqueue(ErrorScript(200, {"error": {"message": SECRET_DETAIL}}))
-
-    _, error = await collect_until_error(make_provider())
-
-    assert type(error) is UpstreamError
-    assert SECRET_DETAIL not in str(error)
 
 
 # --- cancellation and capacity ---------------------------------------------------
