@@ -1,7 +1,7 @@
 """RESULTS.md and results.png from a results dict (``run.py`` builds it).
 
-``python bench/report.py bench/results.json [out_dir]`` rebuilds both from saved
-raw data without measuring again.
+``python bench/report.py bench/results/results.json [out_dir]`` rebuilds both from
+saved raw data, next to it unless ``out_dir`` is given, without measuring again.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Renders the template's default variant, serves each app under test in its own
 pinned uvicorn worker, drives it from ``load.py`` in a separate process pinned
 to the other core, and writes ``RESULTS.md``, ``results.png`` and
-``results.json``. A full run writes them into ``bench/``; a smoke run writes
+``results.json``. A full run writes them into ``bench/results/``; a smoke run writes
 them into a temporary directory (or ``--out``) and exits 0 only when every
 figure was produced. See ``bench/README.md`` for the method.
 """
@@ -43,6 +43,10 @@ from servers import (
     source_dir,
     wait_quiet,
 )
+
+# Where a full run writes RESULTS.md, results.png and results.json (a smoke run writes
+# to a temporary directory, so that it never replaces the figures of record).
+RESULTS_DIR = BENCH / "results"
 
 # Which apps each figure measures. An app whose feature is not written yet (see
 # ``AppSpec.requires``) is reported as pending; adding one is one name here.
@@ -598,7 +602,9 @@ def _stop(signum: int, _frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, temp output, seconds")
-    parser.add_argument("--out", type=Path, help="output directory (default: bench/, smoke: temp)")
+    parser.add_argument(
+        "--out", type=Path, help="output directory (default: bench/results/, smoke: temp)"
+    )
     parser.add_argument("--runs", type=int, help="runs per figure (default 3; smoke 1)")
     parser.add_argument(
         "--only", help=f"comma-separated subset of figures: {','.join(FIGURES)}", default=""
@@ -619,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.smoke:
         out = Path(tempfile.mkdtemp(prefix="bench-smoke-"))
     else:
-        out = BENCH
+        out = RESULTS_DIR
     out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-work-"))
     # A background job inherits SIGINT ignored; take both signals over explicitly.
