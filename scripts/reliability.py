@@ -6,7 +6,8 @@
    interpreter that has the test requirements;
 2. runs ``pytest tests/reliability`` on two workers; every test writes its figures as
    JSON into ``.cache/reliability/``;
-3. renders those figures into ``RELIABILITY.md`` and exits with pytest's exit code.
+3. renders those figures into ``RELIABILITY.md``, each row described by its test
+   module's docstring, and exits with pytest's exit code.
 
 ``--render-only`` skips step 2 and renders the figures of the last run;
 ``--no-render`` skips step 3 (``scripts/test.py`` runs it so). Other arguments
@@ -17,17 +18,21 @@ Standard library only.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / ".cache" / "reliability"
+TESTS = ROOT / "tests" / "reliability"
 OUTPUT = ROOT / "RELIABILITY.md"
 COMMAND = "python3 scripts/reliability.py"
 
@@ -37,90 +42,67 @@ VARIANTS = {
     "redis-nojwt-nogrpc-nographql": "Redis only (for Redis faults)",
 }
 
-# Test module -> (row number, title, what it proves).
-ITEMS: dict[str, tuple[str, str, str]] = {
-    "test_schema_fuzz": (
-        "1",
-        "Schema fuzzing",
-        "schemathesis (examples, coverage and fuzzing phases; 30 examples per operation, "
-        "deterministic, seed 20261124) against `/openapi.json` of a real uvicorn: "
-        "`not_a_server_error`, `status_code_conformance`, `content_type_conformance`, "
-        "`response_schema_conformance` (SSE events included), `negative_data_rejection`, "
-        "`positive_data_acceptance`, `missing_required_header`, and `ignored_auth` where "
-        "auth is on. Zero failures, every operation tested, no error.",
-    ),
-    "test_storm": (
-        "2",
-        "Disconnect storm",
-        "1,000 concurrent streams on one uvicorn worker (`--backlog 4096`), spread over every "
-        "transport of the variant (SSE, OpenAI stream, WebSocket; gRPC and GraphQL "
-        "subscriptions in all-on); a third dropped before the first token (first token after "
-        "300 ms), a third after 2-8 tokens, a third read to the end; drops alternate FIN and "
-        "RST. Two identical storms: the first sets the allocator's high-water mark, the second "
-        "is measured. After it: `active_streams` 0, `generations_total` adds up per transport "
-        "(`length` = streams read in full, `cancelled` between the mid-stream drops and all "
-        "drops, nothing else), `tokens_streamed_total` at least what clients got, RSS within "
-        "50 MiB of the baseline, no error in the log.",
-    ),
-    "test_slow_clients": (
-        "3",
-        "Slow and stuck clients",
-        "Three stuck readers (SSE, OpenAI stream, WebSocket; 4 kB receive buffer) of 200 MB "
-        "answers relayed from an unpaced upstream: RSS bounded (< 30 MiB in all, flat once the "
-        "kernel buffers are full), streams alive (reading resumes), generations and upstream "
-        "streams end when the clients go. A client leaving an unpaced fake-LLM stream gets its "
-        "generation cancelled without stalling the event loop. 50 clients trickling their "
-        "request head byte by byte do not slow others (slowest < 1 s). An 8 MiB unterminated "
-        "header is measured with httptools and with h11.",
-    ),
-    "test_shutdown": (
-        "4",
-        "Graceful shutdown",
-        "SIGTERM to `python -m <package>` with 200 streams open over every transport: SSE ends "
-        "`error` (`shutting_down`) then `done`, OpenAI streams an error chunk then `[DONE]`, "
-        "WebSockets close 1012, gRPC streams get a `shutting_down` event (health turns "
-        "NOT_SERVING first), GraphQL subscriptions a `shutting_down` event; the process exits "
-        "within the grace period (5 s) with 0 or -15, nothing logged as an error.",
-    ),
-    "test_redis_faults": (
-        "5",
-        "Redis faults",
-        "Four processes on one Redis (2 `local`, 1 `open`, 1 `closed`) under load while Redis "
-        "is SIGKILLed, restarted and paused (`DEBUG SLEEP 2`): local/open never 5xx, closed "
-        "503 while Redis is away and 200 after, every request within 1.5 s, and a 10/minute "
-        "limit shared again by the two local processes after each recovery.",
-    ),
-    "test_upstream_faults": (
-        "6",
-        "Upstream faults",
-        "`LLM_PROVIDER=openai` against the project's fake upstream: refused, 429 with "
-        "Retry-After, 500, 503 with a long Retry-After, first token and headers later than the "
-        "read timeout, dropped before and after the first token, malformed chunk, hang; each "
-        "on the OpenAI route (streamed and not), SSE and WebSocket: the documented status "
-        "(429/502/503/504, JSON) before the first token, an error event or chunk after, "
-        "bounded time, no upstream stream left open, no generation left active.",
-    ),
-    "test_bad_input": (
-        "7a",
-        "Bad input catalogue",
-        "~80 malformed HTTP requests (malformed JSON, invalid UTF-8, deep nesting, huge "
-        "numbers, wrong types, over 100,000 characters, over MAX_REQUEST_SIZE with and "
-        "without Content-Length, NUL, lone surrogates, RTL marks, 257 messages, out-of-range "
-        "max_tokens and temperature, wrong method, unknown route, invalid Content-Length) and "
-        "11 WebSocket cases (bad JSON, unknown type, invalid fields, binary frame -> 1003, "
-        "oversized -> 1009, non-UTF-8 text -> 1007): a clean 4xx with the JSON error schema "
-        "or the right close code, never 500, no error in the log.",
-    ),
-    "test_properties": (
-        "7b",
-        "Property-based (models, SSE framing)",
-        "Hypothesis (60 examples per property, derandomized, no database) on the rendered "
-        "package: `ChatRequest` and `ChatCompletionRequest` round-trip valid input, raise only "
-        "`ValidationError` on anything else, and every valid OpenAI request converts "
-        "`to_core()`; `sse_frame` round-trips any JSON payload through two SSE parsers; "
-        "`event_json` and `openai_chunks` emit valid JSON matching the documented models.",
-    ),
-}
+# The first line of each test module's docstring: "Item <row>, <title>: <what it proves>."
+# The rest of the docstring is how it proves it; RELIABILITY.md prints both, so the
+# description of a row lives in one place, next to the code it describes.
+HEADLINE = re.compile(r"Item (?P<number>\d+[a-z]?), (?P<title>[^:]+): (?P<claim>.+)")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One test module of the reliability suite: a row of RELIABILITY.md."""
+
+    module: str
+    number: str
+    title: str
+    claim: str
+    body: str
+
+    @property
+    def heading(self) -> str:
+        return f"{self.number} {self.title}"
+
+    @property
+    def order(self) -> tuple[int, str]:
+        """Row 7a before 7b before 10."""
+        digits = re.match(r"\d+", self.number)
+        assert digits is not None
+        return int(digits[0]), self.number
+
+
+def markdown(text: str) -> str:
+    """A docstring's reStructuredText literals (``x``) as Markdown code (`x`)."""
+    return text.replace("``", "`")
+
+
+def capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def items() -> dict[str, Item]:
+    """Every test module of the suite, described by its own docstring, in row order."""
+    found = []
+    for path in sorted(TESTS.glob("test_*.py")):
+        docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        first, _, body = docstring.partition("\n")
+        match = HEADLINE.fullmatch(first.strip())
+        if match is None:
+            raise SystemExit(
+                f"{path.relative_to(ROOT)}: the docstring must start with "
+                "'Item <row>, <title>: <what it proves>.'"
+            )
+        found.append(
+            Item(
+                module=path.stem,
+                number=match["number"],
+                title=capitalised(match["title"]),
+                claim=markdown(capitalised(match["claim"])),
+                body=markdown(body.strip()),
+            )
+        )
+    found.sort(key=lambda item: item.order)
+    return {item.module: item for item in found}
+
 
 # Details worth a place in the table, per item.
 KEY_FIGURES: dict[str, list[str]] = {
@@ -283,10 +265,25 @@ def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def rows_proved(rows: dict[str, Item]) -> list[str]:
+    """What each row proves: each test module's docstring."""
+    lines = [
+        "## What each row proves",
+        "",
+        "Each row's text is its test module's docstring (`tests/reliability/test_*.py`).",
+    ]
+    for item in rows.values():
+        lines += ["", f"### {item.heading}", "", item.claim]
+        if item.body:
+            lines += ["", item.body]
+    return lines
+
+
 def render(
     records: list[dict[str, Any]], suite_seconds: float | None, exit_code: int | None
 ) -> str:
-    order = {name: index for index, name in enumerate(ITEMS)}
+    rows = items()
+    order = {name: index for index, name in enumerate(rows)}
     records.sort(
         key=lambda r: (
             order.get(r["item"], 99),
@@ -319,7 +316,8 @@ def render(
         "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for record in records:
-        number, title, _ = ITEMS.get(record["item"], ("?", record["item"], ""))
+        item = rows.get(record["item"])
+        number, title = (item.number, item.title) if item else ("?", record["item"])
         figures = "; ".join(
             f"{key.split('.')[-1]}: {short(value)}"
             for key in KEY_FIGURES.get(record["item"], [])
@@ -334,21 +332,19 @@ def render(
             f"| {record['duration_s']:.0f} s | {cell(figures)} |"
         )
     missing = [
-        f"{ITEMS[item][0]} {ITEMS[item][1]}"
-        for item in ITEMS
-        if not any(r["item"] == item for r in records)
+        item.heading for item in rows.values() if not any(r["item"] == item.module for r in records)
     ]
     if missing:
         lines += ["", "Not run in the last run: " + ", ".join(missing) + "."]
-    lines += ["", "## What each row proves", ""]
-    lines += [f"- **{number} {title}.** {text}" for number, title, text in ITEMS.values()]
+    lines += ["", *rows_proved(rows)]
     failing = [r for r in records if r["outcome"] != "passed"]
     lines += ["", "## Failures of the last run", ""]
     if not failing:
         lines.append("None.")
     for record in failing:
-        number, title, _ = ITEMS.get(record["item"], ("?", record["item"], ""))
-        lines += ["", f"### {number} {title}, `{record['variant']}`", ""]
+        item = rows.get(record["item"])
+        heading = item.heading if item else f"? {record['item']}"
+        lines += ["", f"### {heading}, `{record['variant']}`", ""]
         lines += [f"- {cell(problem)[:700]}" for problem in record["problems"][:25]]
         if len(record["problems"]) > 25:
             lines.append(f"- ... and {len(record['problems']) - 25} more")

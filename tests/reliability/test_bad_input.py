@@ -1,12 +1,17 @@
-"""Item 7, bad input catalogue: every malformed request gets a clean 4xx (or close code), never 500.
+"""Item 7a, bad input catalogue: every malformed request gets a clean 4xx or close code, never 500.
 
-Each HTTP case is sent raw to a real server and must be answered with the expected
-status and the JSON error schema ``{"code", "message", "request_id"}`` (the request ID
-also in ``X-Request-ID``); edge cases that are valid (NUL, RTL marks, emoji) must
-stream normally. WebSocket cases must get an ``error`` message of the same schema on
-an open socket, or the right close code: 1003 for a binary frame, 1009 for an
-oversized message, 1007 for a text frame that is not UTF-8. Afterwards the server
-log must hold no error (no 500 was ever produced, no traceback).
+The HTTP cases, on the SSE and the OpenAI routes: malformed JSON, invalid UTF-8, deep
+nesting, huge numbers, wrong types, content over 100,000 characters, bodies over
+``MAX_REQUEST_SIZE`` with and without Content-Length, NUL, lone surrogates, RTL marks,
+257 messages, out-of-range ``max_tokens`` and ``temperature``, wrong method, unknown
+route, invalid Content-Length. Each is sent raw to a real server and must be answered
+with the expected status and the JSON error schema ``{"code", "message",
+"request_id"}`` (the request ID also in ``X-Request-ID``); edge cases that are valid
+(NUL, RTL marks, emoji) must stream normally. The WebSocket cases (bad JSON, unknown
+type, invalid fields, binary frame, oversized, non-UTF-8 text) must get an ``error``
+message of the same schema on an open socket, or the right close code: 1003 for a
+binary frame, 1009 for an oversized message, 1007 for a text frame that is not UTF-8.
+Afterwards the server log must hold no error (no 500 was ever produced, no traceback).
 """
 
 from __future__ import annotations

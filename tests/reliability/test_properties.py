@@ -1,8 +1,8 @@
-"""Item 7, property-based: the request models and the SSE framing, on any input.
+"""Item 7b, property-based: the request models and the SSE framing, on any input.
 
-Hypothesis (bounded, derandomized, no example database) drives the rendered
-package's own code, imported from its ``src`` (the models are the core's, the same in
-every variant, so the default variant is used):
+Hypothesis (60 examples per property, derandomized, no example database) drives the
+rendered package's own code, imported from its ``src`` (the models are the core's, the
+same in every variant, so the default variant is used):
 
 * ``ChatRequest`` and the OpenAI ``ChatCompletionRequest``: valid inputs round-trip
   through JSON; arbitrary or out-of-range inputs raise ``ValidationError`` and never

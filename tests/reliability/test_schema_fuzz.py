@@ -2,11 +2,14 @@
 
 The service runs as a real uvicorn subprocess; schemathesis (its CLI, so every phase
 and check behaves as documented) runs the examples, coverage and fuzzing phases on
-every operation with a bounded number of examples, in deterministic mode with a
-fixed seed, so that a failure reproduces. Streams are kept short (``MAX_TOKENS_LIMIT``
-and no pacing) so that SSE responses, which schemathesis reads and checks event by
-event, end quickly. Nothing may be skipped: every operation must be tested and the
-run must report no error.
+every operation, 30 examples per operation, in deterministic mode with a fixed seed
+(20261124), so that a failure reproduces. Its checks: ``not_a_server_error``,
+``status_code_conformance``, ``content_type_conformance``,
+``response_schema_conformance`` (SSE events included), ``negative_data_rejection``,
+``positive_data_acceptance``, ``missing_required_header``, and ``ignored_auth`` where
+auth is on. Streams are kept short (``MAX_TOKENS_LIMIT`` and no pacing) so that SSE
+responses, which schemathesis reads and checks event by event, end quickly. Nothing
+may be skipped: every operation must be tested and the run must report no error.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ The service is started by its real entry point (``python -m <package>``). Once e
 stream has its first token, SIGTERM: each stream must get its final event (SSE:
 ``error`` ``shutting_down`` then ``done``; OpenAI: an error chunk then ``[DONE]``;
 WebSocket: close code 1012; gRPC: a ``shutting_down`` error event, with the health
-service turning NOT_SERVING first), the process must exit within the grace period with
-status 0 or -SIGTERM, and nothing may be logged as an error.
+service turning NOT_SERVING first; GraphQL subscriptions: a ``shutting_down`` error, or
+close code 1012), the process must exit within the grace period (5 s) with status 0
+or -SIGTERM (-15), and nothing may be logged as an error.
 """
 
 from __future__ import annotations

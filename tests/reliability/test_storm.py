@@ -1,11 +1,16 @@
 """Item 2, disconnect storm: 1,000 concurrent streams on one uvicorn worker, two thirds dropped.
 
-A third of the clients leave before the first token (the fake LLM waits 300 ms before
-it), a third after a few tokens, a third read to the end; drops alternate between a
-clean close (FIN) and an abort (RST). The streams are spread over every transport the
-variant has. Afterwards every generation must be accounted for in the metrics, no
-stream may still be active, the server's memory must be back near where it started and
-its log must hold no error.
+The worker runs with ``--backlog 4096``. A third of the clients leave before the first
+token (the fake LLM waits 300 ms before it), a third after 2-8 tokens, a third read to
+the end; drops alternate between a clean close (FIN) and an abort (RST). The streams
+are spread over every transport the variant has (SSE, OpenAI stream, WebSocket; gRPC
+and GraphQL subscriptions in all-on). Two identical storms run: the first sets the
+allocator's high-water mark, the second is measured. Afterwards no stream may still be
+active (``active_streams`` 0); every generation must be accounted for in
+``generations_total`` per transport (``length`` for the streams read in full,
+``cancelled`` for between the mid-stream drops and all drops, nothing else);
+``tokens_streamed_total`` must be at least what the clients got; the server's RSS must
+be within 50 MiB of where the second storm started; and its log must hold no error.
 """
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 
 The upstream is the rendered project's own ``tests/fake_upstream.py`` (a uvicorn in a
 thread of the test process). Each fault is played to every HTTP/WebSocket transport:
+the OpenAI route (streamed and not), SSE and WebSocket.
 
-* before the first token (refused, 429, 500, timeout, headers late, dropped): the
-  OpenAI routes answer the documented status with the JSON error schema (429 with
-  ``Retry-After``, 502, 503, 504); SSE and WebSocket, whose headers/handshake are
-  already out, send an ``error`` event then ``done`` (``finish_reason: error``);
+* before the first token (refused, 429 with ``Retry-After``, 500, 503 with a
+  ``Retry-After`` too far off to wait for, first token or headers later than the read
+  timeout, dropped): the OpenAI routes answer the documented status with the JSON
+  error schema (429 with ``Retry-After``, 502, 503, 504); SSE and WebSocket, whose
+  headers/handshake are already out, send an ``error`` event then ``done``
+  (``finish_reason: error``);
 * after it (dropped, malformed chunk, hang): the streams send an ``error`` event or
   error chunk and end (``done`` / ``[DONE]``); a non-streamed completion answers 502/504.
 
