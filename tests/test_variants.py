@@ -148,6 +148,14 @@ def test_mypy(project: Path) -> None:
     assert result.returncode == 0, result.report()
 
 
+def test_import_contracts(project: Path) -> None:
+    """The layer contracts in the variant's [tool.importlinter] hold (``lint-imports``)."""
+    lint_imports = Path(PYTHON).parent / "lint-imports"
+    result = run([str(lint_imports), "--no-cache"], cwd=project, PYTHONPATH=str(project / "src"))
+    assert result.returncode == 0, result.report()
+    assert "0 broken" in result.output, result.report()
+
+
 def test_project_test_suite(project: Path) -> None:
     result = run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project)
     assert result.returncode == 0, result.report()

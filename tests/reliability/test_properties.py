@@ -63,7 +63,7 @@ def pkg(rel_project: Project) -> Iterator[SimpleNamespace]:
             models=models,
             openai=importlib.import_module(f"{name}.api.v1.openai_models"),
             compat=importlib.import_module(f"{name}.api.v1.openai_compat"),
-            events=importlib.import_module(f"{name}.api.v1.events"),
+            events=importlib.import_module(f"{name}.chat.messages"),
             sse=importlib.import_module(f"{name}.api.sse"),
             ValidationError=importlib.import_module("pydantic").ValidationError,
             sse_client=rel_project.import_file("tests/sse_client.py", "reliability_sse_client"),

@@ -50,6 +50,7 @@ def main(argv: list[str]) -> int:
         (str(BIN / "ruff"), "check", "."),
         (str(BIN / "ruff"), "format", "--check", "."),
         (str(BIN / "mypy"),),
+        (str(BIN / "lint-imports"),),
         (str(PYTHON), "-m", "pytest", *argv[1:]),
     ):
         code = run(*step)

@@ -103,7 +103,7 @@ class LiveServer:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("127.0.0.1", 0))
         self.port: int = self.socket.getsockname()[1]
-        settings: Settings = app.state.settings
+        settings: Settings = app.state.wiring.settings
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app,

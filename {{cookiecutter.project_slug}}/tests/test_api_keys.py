@@ -143,7 +143,7 @@ async def test_only_digests_are_kept(make_settings: SettingsFactory) -> None:
     assert stored["carol"].revoked
     assert all(BOB not in repr(value) for value in vars(layer).values())
     assert BOB not in repr(store._keys)
-    assert BOB not in repr(app.state.settings)
+    assert BOB not in repr(app.state.wiring.settings)
 
 
 async def test_websocket_handshake_needs_a_key(make_settings: SettingsFactory) -> None:

@@ -74,7 +74,7 @@ def service(provider: object, recorder: Recorder | None = None, **options: float
 async def test_stream_yields_tokens_usage_done_and_records_it() -> None:
     recorder = Recorder()
     core = service(FakeProvider(delay_ms=0, first_token_delay_ms=0), recorder)
-    events = [event async for event in core.stream(request(), transport="unit")]
+    events = [event async for event in (await core.stream(request(), transport="unit")).rest]
     assert events == [
         TokenEvent(0, "one"),
         TokenEvent(1, " two"),
@@ -90,7 +90,7 @@ async def test_stream_yields_tokens_usage_done_and_records_it() -> None:
 
 async def test_max_tokens_is_capped_by_the_limit() -> None:
     core = service(FakeProvider(delay_ms=0, first_token_delay_ms=0))
-    events = [e async for e in core.stream(request(max_tokens=5000), transport="unit")]
+    events = [e async for e in (await core.stream(request(max_tokens=5000), transport="unit")).rest]
     assert sum(isinstance(e, TokenEvent) for e in events) == 100
 
 
@@ -107,7 +107,9 @@ async def test_the_fake_provider_makes_tokens_as_they_are_streamed() -> None:
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        started = await core.start_stream(request("alpha beta", 32_768), transport="unit")
+        started = await core.stream(
+            request("alpha beta", 32_768), transport="unit", await_first=True
+        )
         held = tracemalloc.get_traced_memory()[0] - before
         assert started.first == TokenEvent(0, "alpha")
         # A list of every token would be about 1.8 MB.
@@ -122,14 +124,14 @@ async def test_the_fake_provider_makes_tokens_as_they_are_streamed() -> None:
 async def test_first_token_timeout() -> None:
     core = service(FakeProvider(delay_ms=0, first_token_delay_ms=1000), first_token_timeout=0.05)
     with pytest.raises(GenerationTimeout):
-        await core.open_stream(request(), transport="unit")
+        await core.stream(request(), transport="unit", await_first=True)
     assert core.provider.active == 0  # type: ignore[attr-defined]
 
 
 async def test_failure_mid_stream_becomes_error_event() -> None:
     recorder = Recorder()
     core = service(FailingProvider(2, UpstreamUnavailable()), recorder)
-    events = [e async for e in core.stream(request(), transport="unit")]
+    events = [e async for e in (await core.stream(request(), transport="unit")).rest]
     assert events[:2] == [TokenEvent(0, "t0"), TokenEvent(1, "t1")]
     assert events[2] == ErrorEvent(
         code="upstream_unavailable", message=UpstreamUnavailable.default_message
@@ -138,10 +140,10 @@ async def test_failure_mid_stream_becomes_error_event() -> None:
     assert recorder.records[0].error_code == "upstream_unavailable"
 
 
-async def test_failure_before_first_token_raises_from_open_stream() -> None:
+async def test_failure_before_first_token_raises_when_the_first_event_is_awaited() -> None:
     core = service(FailingProvider(0, UpstreamUnavailable()))
     with pytest.raises(UpstreamUnavailable):
-        await core.open_stream(request(), transport="unit")
+        await core.stream(request(), transport="unit", await_first=True)
 
 
 async def test_unexpected_provider_error_is_generic() -> None:
@@ -158,7 +160,7 @@ async def test_cancelling_the_consumer_stops_the_provider() -> None:
     core = service(provider, recorder)
 
     async def consume() -> None:
-        async for _ in core.stream(request(max_tokens=100), transport="unit"):
+        async for _ in (await core.stream(request(max_tokens=100), transport="unit")).rest:
             pass
 
     task = asyncio.create_task(consume())
@@ -172,12 +174,12 @@ async def test_cancelling_the_consumer_stops_the_provider() -> None:
 async def test_shutdown_ends_running_streams_and_refuses_new_ones() -> None:
     core = service(FakeProvider(delay_ms=5, first_token_delay_ms=0))
     events = []
-    async for event in core.stream(request(max_tokens=100), transport="unit"):
+    async for event in (await core.stream(request(max_tokens=100), transport="unit")).rest:
         events.append(event)
         if len(events) == 2:
             core.begin_shutdown()
     assert events[-2:] == [ErrorEvent("shutting_down", events[-2].message), DoneEvent("shutdown")]  # type: ignore[union-attr]
-    refused = [e async for e in core.stream(request(), transport="unit")]
+    refused = [e async for e in (await core.stream(request(), transport="unit")).rest]
     assert refused[0] == ErrorEvent("shutting_down", refused[0].message)  # type: ignore[union-attr]
 
 

@@ -48,7 +48,7 @@ async def test_cancel_stops_the_generation(live_server: Any) -> None:
         messages = await receive_until_done(ws)
         assert messages[-1] == {"type": "done", "finish_reason": "cancelled"}
         assert len(messages) < 50
-        assert server.app.state.chat_service.provider.active == 0
+        assert server.app.state.wiring.core.provider.active == 0
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ OPENAI_LONG = {"model": "m", "stream": True, **LONG}
 async def wait_until_idle(server: Any, timeout: float = 2.0) -> float:
     """Seconds until no generation runs on the server."""
     started = time.monotonic()
-    provider = server.app.state.chat_service.provider
-    while provider.active or server.app.state.chat_service.active:
+    provider = server.app.state.wiring.core.provider
+    while provider.active or server.app.state.wiring.core.active:
         if time.monotonic() - started > timeout:
             raise AssertionError("the generation kept running after the client left")
         await asyncio.sleep(0.002)
@@ -29,7 +29,7 @@ async def wait_until_idle(server: Any, timeout: float = 2.0) -> float:
 
 async def wait_for_generation(server: Any) -> None:
     for _ in range(500):
-        if server.app.state.chat_service.provider.active:
+        if server.app.state.wiring.core.provider.active:
             return
         await asyncio.sleep(0.005)
     raise AssertionError("no generation started")
@@ -58,7 +58,7 @@ async def test_disconnect_mid_stream_stops_generation(
                 if seen == 5:
                     break
         left_at = time.monotonic()
-        assert server.app.state.chat_service.provider.started == 1
+        assert server.app.state.wiring.core.provider.started == 1
     elapsed = await wait_until_idle(server) + (time.monotonic() - left_at) * 0
     assert elapsed < 0.1, f"generation stopped {elapsed * 1000:.0f} ms after the client left"
     assert await settle_tasks(baseline) <= baseline
@@ -125,5 +125,5 @@ async def test_unpaced_stream_is_cancelled_when_the_client_leaves(live_server: A
         async for _ in response.aiter_bytes():
             break
     await wait_until_idle(server)
-    metrics = server.app.state.metrics.render()[0].decode()
+    metrics = server.app.state.wiring.metrics.render()[0].decode()
     assert 'generations_total{finish_reason="cancelled",transport="sse"} 1.0' in metrics

@@ -79,7 +79,7 @@ async def test_client_leaving_before_the_first_token_is_not_an_error(
     (access,) = logs.events("request")
     assert access["status"] == 499
     assert not [line for line in logs.lines if line["level"] == "error"]
-    assert server.app.state.chat_service.provider.active == 0
+    assert server.app.state.wiring.core.provider.active == 0
 
 
 async def test_exception_after_the_response_started_ends_it_quietly(

@@ -30,7 +30,7 @@ async def test_readiness_fails_when_a_check_fails(client_factory: Any) -> None:
         async def down() -> bool:
             return False
 
-        app.state.readiness_checks["database"] = down
+        app.state.wiring.hooks.readiness["database"] = down
         response = await http.get("/readyz")
     assert response.status_code == 503
     body = response.json()
@@ -40,7 +40,7 @@ async def test_readiness_fails_when_a_check_fails(client_factory: Any) -> None:
 
 async def test_readiness_fails_while_draining(client_factory: Any) -> None:
     async with client_factory() as http:
-        http._transport.app.state.chat_service.begin_shutdown()
+        http._transport.app.state.wiring.core.begin_shutdown()
         response = await http.get("/readyz")
     assert response.status_code == 503
 

@@ -31,6 +31,7 @@ from {{cookiecutter.package_name}}.chat.providers.base import (
     ProviderUsage,
 )
 from {{cookiecutter.package_name}}.chat.providers.openai import OpenAIProvider
+from {{cookiecutter.package_name}}.errors import http_status_of
 from {{cookiecutter.package_name}}.settings import Settings
 
 from fake_upstream import (
@@ -355,7 +356,7 @@ async def test_upstream_failures_become_chat_errors(
 
     assert chunks == list(failure.chunks)
     assert type(error) is failure.error
-    assert (error.http_status, error.retry_after) == (failure.status, failure.retry_after)
+    assert (http_status_of(error), error.retry_after) == (failure.status, failure.retry_after)
     assert len(upstream.requests) == failure.requests
     for detail in UPSTREAM_DETAILS:
         assert detail not in str(error)
@@ -399,7 +400,7 @@ async def test_unreachable_upstream_is_unavailable(make_provider: ProviderFactor
     _, error = await collect_until_error(provider)
 
     assert type(error) is UpstreamUnavailable
-    assert error.http_status == 503
+    assert http_status_of(error) == 503
 
 
 # --- cancellation and capacity ---------------------------------------------------
@@ -478,7 +479,7 @@ async def test_the_concurrency_cap_raises_capacity_exceeded(
         await anext(provider.stream(params()))
 
     assert 0.15 <= time.monotonic() - waited_from < 1
-    assert caught.value.http_status == 503
+    assert http_status_of(caught.value) == 503
     assert len(upstream.requests) == 1
     await first.aclose()
     assert await collect(provider) == DEFAULT_ANSWER

@@ -166,7 +166,8 @@ async def test_bucket_store_stays_bounded_through_the_stack(
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    app = RateLimitMiddleware(ok, settings=settings, limiter=limiter, api_prefix="/api/v1")
+    policy = RateLimitPolicy.from_settings(settings, limiter)
+    app = RateLimitMiddleware(ok, policy=policy, api_prefix="/api/v1")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         for index in range(250):

@@ -49,7 +49,7 @@ async def post_expecting_refusal(http: httpx.AsyncClient, path: str, body: Any) 
 
 async def held_becomes(server: Any, count: int, timeout: float = 3.0) -> None:
     # Each test has one caller (its address, or its credentials), so every slot is its own.
-    streams = server.app.state.rate_limiter.streams
+    streams = server.app.state.wiring.limiter.streams
     for _ in range(int(timeout / 0.01)):
         if streams.total == count:
             return
@@ -68,7 +68,7 @@ async def test_one_stream_too_many_is_refused_and_a_leaving_client_frees_its_slo
                 await open_sse(first, http, "/api/v1/chat/stream", LONG_CHAT),
                 await open_sse(second, http, "/api/v1/chat/completions", OPENAI_LONG),
             ]
-            assert server.app.state.rate_limiter.streams.total == 2
+            assert server.app.state.wiring.limiter.streams.total == 2
             refused = await post_expecting_refusal(http, "/api/v1/chat/stream", LONG_CHAT)
             body = assert_error_shape(refused, 429, "too_many_streams")
             assert "2 concurrent streams" in body["message"]
@@ -82,7 +82,7 @@ async def test_one_stream_too_many_is_refused_and_a_leaving_client_frees_its_slo
             await held_becomes(server, 1)
             async with AsyncExitStack() as third:
                 held.append(await open_sse(third, http, "/api/v1/chat/stream", LONG_CHAT))
-                assert server.app.state.rate_limiter.streams.total == 2
+                assert server.app.state.wiring.limiter.streams.total == 2
     await held_becomes(server, 0)
 
 
@@ -92,7 +92,7 @@ async def test_finished_streams_give_their_slot_back(live_server: Any) -> None:
         for _ in range(3):
             response = await http.post("/api/v1/chat/stream", json={**LONG_CHAT, "max_tokens": 3})
             assert response.status_code == 200
-    assert server.app.state.rate_limiter.streams.total == 0
+    assert server.app.state.wiring.limiter.streams.total == 0
 
 
 async def test_websockets_share_the_cap(live_server: Any) -> None:

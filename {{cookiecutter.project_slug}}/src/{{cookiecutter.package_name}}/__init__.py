@@ -1,3 +1,4 @@
 """{{ cookiecutter.description }}"""
 
 __version__ = "{{ cookiecutter.version }}"
+PROJECT_NAME = "{{ cookiecutter.project_name }}"

@@ -17,7 +17,19 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
-from .chat.errors import ChatError
+from .asgi import request_id_of
+from .chat.errors import (
+    CapacityExceeded,
+    ChatError,
+    ContextTooLong,
+    GenerationTimeout,
+    InvalidGenerationRequest,
+    ServiceShuttingDown,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
+from .validation import describe_problems
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +50,25 @@ STATUS_CODES = {
     503: "unavailable",
     504: "timeout",
 }
+
+
+# A core error's HTTP status, by its code; the gRPC statuses are in grpc/status.py.
+# Anything not listed is a 500.
+HTTP_STATUS_BY_CODE: dict[str, int] = {
+    InvalidGenerationRequest.code: 400,
+    ContextTooLong.code: 400,
+    UpstreamRateLimited.code: 429,
+    ChatError.code: 500,
+    UpstreamError.code: 502,
+    UpstreamUnavailable.code: 503,
+    CapacityExceeded.code: 503,
+    ServiceShuttingDown.code: 503,
+    GenerationTimeout.code: 504,
+}
+
+
+def http_status_of(error: ChatError) -> int:
+    return HTTP_STATUS_BY_CODE.get(error.code, 500)
 
 
 class ErrorBody(BaseModel):
@@ -84,11 +115,6 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
-def request_id_of(scope_state: dict[str, object] | None) -> str:
-    value = (scope_state or {}).get("request_id")
-    return value if isinstance(value, str) else ""
-
-
 def error_payload(code: str, message: str, request_id: str) -> dict[str, str]:
     return {"code": code, "message": message, "request_id": request_id}
 
@@ -100,7 +126,7 @@ def error_response(
     message: str,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    payload = error_payload(code, message, request_id_of(request.scope.get("state")))
+    payload = error_payload(code, message, request_id_of(request.scope))
     return JSONResponse(payload, status_code=status_code, headers=headers)
 
 
@@ -129,17 +155,6 @@ def chat_error_headers(exc: ChatError) -> dict[str, str]:
     return {}
 
 
-def _describe_validation(exc: RequestValidationError) -> str:
-    parts = []
-    for item in exc.errors()[:5]:
-        where = ".".join(str(p) for p in item.get("loc", ()))
-        parts.append(f"{where}: {item.get('msg', 'invalid')}")
-    more = len(exc.errors()) - 5
-    if more > 0:
-        parts.append(f"and {more} more")
-    return "; ".join(parts) or "The request is invalid."
-
-
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, APIError)
     return error_response(request, exc.status_code, exc.code, exc.message, exc.headers)
@@ -154,12 +169,19 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(request, 422, "validation_error", _describe_validation(exc))
+    return error_response(
+        request,
+        422,
+        "validation_error",
+        describe_problems(exc.errors()) or "The request is invalid.",
+    )
 
 
 async def _on_chat_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChatError)
-    return error_response(request, exc.http_status, exc.code, exc.message, chat_error_headers(exc))
+    return error_response(
+        request, http_status_of(exc), exc.code, exc.message, chat_error_headers(exc)
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -7,8 +7,8 @@ period instead of having its streams cut.
 
 Once everything has started, the objects that live as long as the process
 (modules, routes, models, settings, pools) are moved out of the garbage
-collector's reach with ``gc.freeze()``. Requests that wait on I/O (a Redis
-decision, a provider) survive young collections and so trigger full ones, and a
+collector's reach with ``gc.freeze()``. Requests that wait on I/O (a shared
+rate-limit backend, a provider) survive young collections and so trigger full ones, and a
 full collection scans every tracked object: without the freeze each one walked
 the whole application, tens of milliseconds, charged to whichever request
 happened to allocate next.
@@ -19,17 +19,33 @@ from __future__ import annotations
 import gc
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
 
 from .chat.service import ChatService
-from .wiring import Wiring
+from .ratelimit.base import RateLimiter
 
 SignalHandler = Callable[[int, FrameType | None], Any] | int | None
+Hook = Callable[[FastAPI], Awaitable[Any]]
+# True when a dependency can serve; /readyz runs every one.
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+@dataclass(slots=True)
+class Hooks:
+    """What features add to the app's lifespan and to /readyz."""
+
+    startup: list[Hook] = field(default_factory=list)
+    shutdown: list[Hook] = field(default_factory=list)
+    readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+    # Servers the lifespan runs besides HTTP (by name): ``python -m <package>
+    # --no-http`` serves these alone.
+    servers: list[str] = field(default_factory=list)
 
 
 def drain_on_sigterm(service: ChatService) -> Callable[[], None]:
@@ -53,24 +69,26 @@ def drain_on_sigterm(service: ChatService) -> Callable[[], None]:
     return undo
 
 
-def build_lifespan(wiring: Wiring) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def build_lifespan(
+    core: ChatService, limiter: RateLimiter, hooks: Hooks
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Run the rate limiter's and every feature's hooks: start-up in order, shutdown reversed."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        undo = drain_on_sigterm(wiring.service)
+        undo = drain_on_sigterm(core)
         try:
-            await wiring.limiter.start(app)
-            for hook in wiring.startup:
+            await limiter.start(app)
+            for hook in hooks.startup:
                 await hook(app)
             # Start-up leaves no cyclic garbage to collect first (measured: none).
             gc.freeze()
             yield
         finally:
-            wiring.service.begin_shutdown()
-            for hook in reversed(wiring.shutdown):
+            core.begin_shutdown()
+            for hook in reversed(hooks.shutdown):
                 await hook(app)
-            await wiring.limiter.stop(app)
+            await limiter.stop(app)
             undo()
             # What this app left behind is collectable again (tests run many apps in one process).
             gc.unfreeze()

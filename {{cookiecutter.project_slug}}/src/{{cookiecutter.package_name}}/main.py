@@ -1,28 +1,27 @@
-"""The app factory: the one place that wires features, middleware and routes."""
+"""The app factory: builds the shared objects once, lets features configure and
+install themselves, and declares the middleware stack.
+
+Served with ``uvicorn <package>.main:create_app --factory`` (``python -m
+<package>`` does exactly that): nothing is built at import.
+"""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 from . import __version__
 from .api import health
 from .api.openapi import register_stream_models
 from .api.v1.router import router as v1_router
-{%- if cookiecutter.use_jwt %}
-from .auth import jwt_feature
-{%- endif %}
 from .auth.api_keys import ApiKeyStore
 from .auth.authenticators import ApiKeyAuthenticator, Authenticator
 from .chat.providers.factory import build_provider
 from .chat.service import ChatService
 from .errors import install_error_handlers
-{%- if cookiecutter.use_graphql %}
-from .graphql import feature as graphql_feature
-{%- endif %}
-{%- if cookiecutter.use_grpc %}
-from .grpc import feature as grpc_feature
-{%- endif %}
-from .lifecycle import build_lifespan
+from .features import FEATURES
+from .features.base import Setup, Wiring
+from .lifecycle import Hooks, build_lifespan
 from .middleware.api_key import ApiKeyMiddleware
 from .middleware.auth_failures import AuthFailureLimitMiddleware
 from .middleware.body_limit import BodyLimitMiddleware
@@ -33,52 +32,58 @@ from .middleware.request_id import RequestIdMiddleware
 from .middleware.security_headers import SecurityHeadersMiddleware
 from .observability.logging import GenerationLog, configure_logging
 from .observability.metrics import Metrics
-{%- if cookiecutter.use_redis %}
-from .ratelimit import redis_feature
-{%- endif %}
 from .ratelimit.factory import build_rate_limiter
+from .ratelimit.policy import RateLimitPolicy
 from .settings import Settings, get_settings
-from .wiring import FeatureInstaller, Wiring
 
 API_PREFIX = "/api/v1"
 
-# The optional features chosen when this project was generated, in install order.
-FEATURES: list[FeatureInstaller] = []
-{%- if cookiecutter.use_redis %}
-FEATURES.append(redis_feature.install)
-{%- endif %}
-{%- if cookiecutter.use_jwt %}
-FEATURES.append(jwt_feature.install)
-{%- endif %}
-{%- if cookiecutter.use_grpc %}
-FEATURES.append(grpc_feature.install)
-{%- endif %}
-{%- if cookiecutter.use_graphql %}
-FEATURES.append(graphql_feature.install)
-{%- endif %}
 
+def build_api_keys(settings: Settings) -> ApiKeyStore | None:
+    """The API-key store, or None when ``API_KEYS`` is empty.
 
-def api_key_authenticators(settings: Settings) -> list[Authenticator]:
+    The raw secrets are not kept past this call: only their digests are.
+    """
     if not settings.api_keys:
-        return []
-    store = ApiKeyStore(
+        return None
+    return ApiKeyStore(
         settings.api_keys,
         pepper=settings.api_key_pepper.get_secret_value().encode(),
         revoked=settings.api_key_revoked,
     )
-    return [ApiKeyAuthenticator(store)]
 
 
-async def _close_provider(app: FastAPI) -> None:
-    service: ChatService = app.state.chat_service
-    await service.provider.aclose()
+def api_key_authenticators(store: ApiKeyStore | None) -> list[Authenticator]:
+    """For transports without the HTTP layers (gRPC, GraphQL over WebSocket)."""
+    return [ApiKeyAuthenticator(store)] if store is not None else []
+
+
+def middleware_stack(wiring: Wiring) -> list[Middleware]:
+    """The pure-ASGI layers, outermost first."""
+    settings = wiring.settings
+    return [
+        Middleware(RequestIdMiddleware, metrics=wiring.metrics),
+        Middleware(SecurityHeadersMiddleware, settings=settings),
+        Middleware(BodyLimitMiddleware, max_size=settings.max_request_size),
+        Middleware(CORSMiddleware, settings=settings),
+        Middleware(
+            AuthFailureLimitMiddleware,
+            policy=wiring.policy,
+            api_prefix=wiring.api_prefix,
+            guarded=bool(wiring.api_keys or wiring.auth_layers),
+        ),
+        *(Middleware(layer) for layer in wiring.auth_layers),
+        Middleware(ApiKeyMiddleware, store=wiring.api_keys, api_prefix=wiring.api_prefix),
+        Middleware(RateLimitMiddleware, policy=wiring.policy, api_prefix=wiring.api_prefix),
+        Middleware(ErrorBoundaryMiddleware),
+    ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings)
     metrics = Metrics()
-    service = ChatService(
+    core = ChatService(
         build_provider(settings),
         default_model=settings.llm_model,
         default_max_tokens=settings.default_max_tokens,
@@ -87,58 +92,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generation_timeout=settings.generation_timeout,
         observers=[metrics, GenerationLog()],
     )
-    wiring = Wiring(
+    api_keys = build_api_keys(settings)
+    hooks = Hooks()
+
+    async def close_provider(_app: FastAPI) -> None:
+        await core.provider.aclose()
+
+    hooks.shutdown.append(close_provider)
+
+    features = [make() for make in FEATURES]
+    setup = Setup(
         settings=settings,
-        service=service,
         metrics=metrics,
         limiter=build_rate_limiter(settings),
+        hooks=hooks,
         api_prefix=API_PREFIX,
-        shutdown=[_close_provider],
-        authenticators=api_key_authenticators(settings),
+        auth_layers=[],
+        authenticators=api_key_authenticators(api_keys),
     )
+    for feature in features:
+        feature.configure(setup)
+    wiring = Wiring(
+        settings=settings,
+        core=core,
+        metrics=metrics,
+        limiter=setup.limiter,
+        policy=RateLimitPolicy.from_settings(settings, setup.limiter),
+        api_keys=api_keys,
+        authenticators=tuple(setup.authenticators),
+        auth_layers=tuple(setup.auth_layers),
+        hooks=hooks,
+        api_prefix=API_PREFIX,
+    )
+
     app = FastAPI(
         title=settings.app_name,
         version=__version__,
         description="Streams LLM tokens over SSE, an OpenAI-compatible API and WebSockets.",
-        lifespan=build_lifespan(wiring),
+        lifespan=build_lifespan(core, wiring.limiter, hooks),
+        middleware=middleware_stack(wiring),
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url="/redoc",
     )
-    app.state.settings = settings
-    app.state.chat_service = service
-    app.state.metrics = metrics
     app.state.wiring = wiring
-
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(v1_router, prefix=API_PREFIX)
-    for install in FEATURES:
-        install(app, wiring)
-    app.state.rate_limiter = wiring.limiter
-    app.state.readiness_checks = wiring.readiness
+    for feature in features:
+        feature.install(app, wiring)
     register_stream_models(app)
-
-    # Middleware, innermost first (each add_middleware wraps what is already there).
-    app.add_middleware(ErrorBoundaryMiddleware)
-    app.add_middleware(
-        RateLimitMiddleware, settings=settings, limiter=wiring.limiter, api_prefix=API_PREFIX
-    )
-    app.add_middleware(ApiKeyMiddleware, settings=settings, api_prefix=API_PREFIX)
-    for layer in wiring.auth_layers:
-        app.add_middleware(layer)
-    app.add_middleware(
-        AuthFailureLimitMiddleware,
-        settings=settings,
-        limiter=wiring.limiter,
-        api_prefix=API_PREFIX,
-        guarded=bool(settings.api_keys or wiring.auth_layers),
-    )
-    app.add_middleware(CORSMiddleware, settings=settings)
-    app.add_middleware(BodyLimitMiddleware, max_size=settings.max_request_size)
-    app.add_middleware(SecurityHeadersMiddleware, settings=settings)
-    app.add_middleware(RequestIdMiddleware, metrics=metrics)
     return app
-
-
-app = create_app()

@@ -16,24 +16,26 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from ..asgi import request_id_of
 from ..chat.service import ChatService
-from ..middleware import request_id_of
 from ..observability.metrics import Metrics
-from ..settings import Settings
+from ..service_settings import ServiceSettings
+
+# Each reads the app's one ``Wiring`` (``app.state.wiring``, see ``main.create_app``).
 
 
-async def get_settings(connection: HTTPConnection) -> Settings:
-    settings: Settings = connection.app.state.settings
+async def settings_of(connection: HTTPConnection) -> ServiceSettings:
+    settings: ServiceSettings = connection.app.state.wiring.settings
     return settings
 
 
-async def get_chat_service(connection: HTTPConnection) -> ChatService:
-    service: ChatService = connection.app.state.chat_service
-    return service
+async def core_of(connection: HTTPConnection) -> ChatService:
+    core: ChatService = connection.app.state.wiring.core
+    return core
 
 
-async def get_metrics(connection: HTTPConnection) -> Metrics:
-    metrics: Metrics = connection.app.state.metrics
+async def metrics_of(connection: HTTPConnection) -> Metrics:
+    metrics: Metrics = connection.app.state.wiring.metrics
     return metrics
 
 
@@ -42,20 +44,20 @@ class ChatContext:
     """What a chat transport needs for one request."""
 
     core: ChatService
-    settings: Settings
+    settings: ServiceSettings
     request_id: str
 
 
-async def get_chat_context(connection: HTTPConnection) -> ChatContext:
-    state = connection.app.state
+async def chat_context_of(connection: HTTPConnection) -> ChatContext:
+    wiring = connection.app.state.wiring
     return ChatContext(
-        core=state.chat_service,
-        settings=state.settings,
+        core=wiring.core,
+        settings=wiring.settings,
         request_id=request_id_of(connection.scope),
     )
 
 
-AppSettings = Annotated[Settings, Depends(get_settings)]
-ChatCore = Annotated[ChatService, Depends(get_chat_service)]
-AppMetrics = Annotated[Metrics, Depends(get_metrics)]
-Chat = Annotated[ChatContext, Depends(get_chat_context)]
+AppSettings = Annotated[ServiceSettings, Depends(settings_of)]
+ChatCore = Annotated[ChatService, Depends(core_of)]
+AppMetrics = Annotated[Metrics, Depends(metrics_of)]
+Chat = Annotated[ChatContext, Depends(chat_context_of)]

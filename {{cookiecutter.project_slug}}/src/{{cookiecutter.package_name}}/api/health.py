@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -11,11 +10,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ..errors import ErrorBody, error_response
+from ..lifecycle import ReadinessCheck
 from .deps import AppMetrics, ChatCore
 
 router = APIRouter(tags=["health"])
 
-ReadinessCheck = Callable[[], Awaitable[bool]]
 CHECK_TIMEOUT = 2.0
 
 
@@ -60,7 +59,7 @@ async def readyz(request: Request, core: ChatCore) -> Readiness | JSONResponse:
         return error_response(request, 503, "not_ready", "The service is shutting down.")
     checks: dict[str, ReadinessCheck] = {
         "provider": core.provider.ready,
-        **request.app.state.readiness_checks,
+        **request.app.state.wiring.hooks.readiness,
     }
     results = await asyncio.gather(*(_run_check(check) for check in checks.values()))
     failed = [name for name, ok in zip(checks, results, strict=True) if not ok]

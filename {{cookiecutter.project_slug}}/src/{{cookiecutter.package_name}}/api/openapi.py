@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from ..chat.messages import DoneMessage, ErrorMessage, TokenMessage, UsageMessage
 from ..errors import ErrorBody
-from .v1.events import DoneMessage, ErrorMessage, TokenMessage, UsageMessage
 from .v1.openai_models import ChatCompletionChunk
 
 STREAM_MODELS: tuple[type[BaseModel], ...] = (

@@ -9,12 +9,13 @@ streaming throughput in the benchmarks (bench/RESULTS.md). Starlette's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from starlette.responses import StreamingResponse
 from starlette.types import Send
 
 from ..chat.models import ChatEvent
+from ..chat.service import Generation
 
 KEEPALIVE = b": ping\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -46,11 +47,10 @@ class SSEResponse(StreamingResponse):
 
     def __init__(
         self,
-        events: AsyncIterator[ChatEvent],
+        generation: Generation,
         *,
         format: Formatter,
         keepalive_seconds: float,
-        first: ChatEvent | None = None,
         preamble: bytes = b"",
         epilogue: bytes = b"",
         status_code: int = 200,
@@ -61,9 +61,9 @@ class SSEResponse(StreamingResponse):
         self.status_code = status_code
         self.background = None
         self.init_headers({**SSE_HEADERS, **(headers or {})})
-        self._events = events
+        self._events = generation.rest
         self._format = format
-        self._first = first
+        self._first = generation.first
         self._preamble = preamble
         self._epilogue = epilogue
         self._keepalive = keepalive_seconds

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from .errors import ChatError, GenerationTimeout, ServiceShuttingDown
 from .models import (
@@ -62,22 +62,27 @@ class Completion:
     model: str
 
 
+# When a failure is raised rather than sent as an ``error`` event: never (a stream
+# already answering), before the first event (a transport that has not answered
+# yet can still use its own error status), or always (a whole answer).
+RaiseFailures = Literal["never", "before_output", "always"]
+
+
 @dataclass(slots=True)
-class _Failures:
-    """Whether a generation's failure is raised (before a transport has answered) or sent."""
+class Generation:
+    """One running generation: its first event, when the start waited for it, then the rest.
 
-    raise_them: bool
+    Transports that write frames themselves hand ``first`` and ``rest`` to the
+    response as they are; a wrapper per token would cost every stream.
+    """
 
+    first: ChatEvent | None
+    rest: AsyncGenerator[ChatEvent, None]
 
-@dataclass(slots=True)
-class StartedStream:
-    """A generation whose first event has arrived, and the rest of its events."""
-
-    first: ChatEvent
-    rest: AsyncIterator[ChatEvent]
-
-    async def iterate(self) -> AsyncIterator[ChatEvent]:
-        yield self.first
+    async def events(self) -> AsyncGenerator[ChatEvent, None]:
+        """Every event in order, the first included."""
+        if self.first is not None:
+            yield self.first
         async for event in self.rest:
             yield event
 
@@ -133,32 +138,24 @@ class ChatService:
             request=request, model=request.model or self._default_model, max_tokens=max_tokens
         )
 
-    def stream(self, request: ChatRequest, *, transport: str) -> AsyncIterator[ChatEvent]:
-        """Events of one generation; a failure arrives as an ``ErrorEvent`` then ``done``."""
-        return self._events(request, transport, _Failures(raise_them=False))
+    async def stream(
+        self, request: ChatRequest, *, transport: str, await_first: bool = False
+    ) -> Generation:
+        """Start a generation; its failures arrive as an ``ErrorEvent`` then ``done``.
 
-    async def start_stream(self, request: ChatRequest, *, transport: str) -> StartedStream:
-        """Start a generation and wait for its first event.
-
-        A failure before the first event raises ``ChatError``, so a transport can
-        still answer with a plain error status; later failures arrive as events.
+        With ``await_first`` the first event is awaited here, and a failure before
+        it raises ``ChatError`` instead, so that a transport that has not answered
+        yet can still answer with a plain error status.
         """
-        failures = _Failures(raise_them=True)
-        events = self._events(request, transport, failures)
+        if not await_first:
+            return Generation(None, self._events(request, transport, "never"))
+        events = self._events(request, transport, "before_output")
         try:
             first = await anext(events)
         except BaseException:
             await events.aclose()
             raise
-        failures.raise_them = False
-        return StartedStream(first, events)
-
-    async def open_stream(
-        self, request: ChatRequest, *, transport: str
-    ) -> AsyncIterator[ChatEvent]:
-        """Like ``start_stream``, as one iterator that begins with the first event."""
-        started = await self.start_stream(request, transport=transport)
-        return started.iterate()
+        return Generation(first, events)
 
     async def complete(self, request: ChatRequest, *, transport: str) -> Completion:
         """Run a generation to the end and return the whole text; raises ``ChatError``."""
@@ -166,7 +163,7 @@ class ChatService:
         usage = UsageEvent(prompt_tokens=0, completion_tokens=0)
         finish: FinishReason = "stop"
         params_model = self.params(request).model
-        async for event in self._events(request, transport, _Failures(raise_them=True)):
+        async for event in self._events(request, transport, "always"):
             if isinstance(event, TokenEvent):
                 parts.append(event.text)
             elif isinstance(event, UsageEvent):
@@ -180,12 +177,12 @@ class ChatService:
         )
 
     async def _events(
-        self, request: ChatRequest, transport: str, failures: _Failures
+        self, request: ChatRequest, transport: str, raise_failures: RaiseFailures
     ) -> AsyncGenerator[ChatEvent, None]:
         # One generator from provider chunks to events, errors included: every
         # layer of async generator costs about a microsecond per token.
         if self._shutdown.is_set():
-            if failures.raise_them:
+            if raise_failures != "never":
                 raise ServiceShuttingDown()
             yield ErrorEvent(ServiceShuttingDown.code, ServiceShuttingDown.default_message)
             yield DoneEvent(finish_reason="error")
@@ -265,7 +262,7 @@ class ChatService:
             for observer in self._state.observers:
                 observer.observe_generation(record)
         if failure is not None:
-            if failures.raise_them:
+            if raise_failures == "always" or (raise_failures == "before_output" and index == 0):
                 raise failure
             yield ErrorEvent(code=failure.code, message=failure.message)
             yield DoneEvent(finish_reason="error")

@@ -17,15 +17,13 @@ from typing import TypeVar
 from starlette.requests import HTTPConnection, Request
 from strawberry.fastapi import BaseContext
 
-from ..api.disconnect import unless_disconnected
+from ..asgi import request_id_of, unless_disconnected
 from ..auth.authenticators import AuthenticationError, Authenticator
 from ..auth.principal import Principal, get_principal
 from ..chat.service import ChatService
-from ..middleware import request_id_of
-from ..middleware.rate_limit import caller_of
-from ..ratelimit.policy import Caller, RateLimitPolicy
-from ..settings import Settings
+from ..ratelimit.policy import Caller, RateLimitPolicy, caller_of
 from .errors import RateLimited
+from .settings import GraphQLSettings
 
 T = TypeVar("T")
 
@@ -67,7 +65,7 @@ class GraphQLContext(BaseContext):
         self,
         *,
         service: ChatService,
-        settings: Settings,
+        settings: GraphQLSettings,
         policy: RateLimitPolicy,
         request_id: str,
         principal: Principal | None,
@@ -129,7 +127,7 @@ class GraphQLContext(BaseContext):
 
 
 def context_getter(
-    service: ChatService, settings: Settings, policy: RateLimitPolicy
+    service: ChatService, settings: GraphQLSettings, policy: RateLimitPolicy
 ) -> Callable[[HTTPConnection], Awaitable[GraphQLContext]]:
     """A FastAPI dependency building one context per HTTP request or WebSocket connection."""
 

@@ -20,12 +20,12 @@ from strawberry.utils.str_converters import to_camel_case
 from ..chat.errors import ChatError
 from ..ratelimit.base import RateLimiterUnavailable
 from ..ratelimit.policy import TooManyStreams
+from ..validation import Location, describe_problems
 
 INTERNAL_ERROR = "internal_error"
 INTERNAL_MESSAGE = "Internal server error."
 # Documents that fail to parse or validate (depth, aliases, tokens, unknown fields).
 BAD_REQUEST = "bad_request"
-MAX_LISTED_PROBLEMS = 5
 
 
 class RequestRefused(Exception):
@@ -52,18 +52,15 @@ class InvalidInput(RequestRefused):
     code = "validation_error"
 
 
+def camel_case_path(location: Location) -> str:
+    return ".".join(
+        to_camel_case(part) if isinstance(part, str) else str(part) for part in location
+    )
+
+
 def describe_validation(error: ValidationError) -> str:
     """The first few problems, named by their GraphQL (camelCase) field paths."""
-    problems = error.errors()
-    parts = []
-    for item in problems[:MAX_LISTED_PROBLEMS]:
-        where = ".".join(
-            to_camel_case(part) if isinstance(part, str) else str(part) for part in item["loc"]
-        )
-        parts.append(f"{where}: {item['msg']}")
-    if len(problems) > MAX_LISTED_PROBLEMS:
-        parts.append(f"and {len(problems) - MAX_LISTED_PROBLEMS} more")
-    return "; ".join(parts)
+    return describe_problems(error.errors(), name=camel_case_path)
 
 
 def classify(error: GraphQLError) -> tuple[str, dict[str, Any]]:

@@ -22,8 +22,8 @@ from strawberry.extensions import (
 )
 from strawberry.types.graphql import OperationType
 
-from ..settings import Settings
 from .errors import INTERNAL_MESSAGE, is_internal
+from .settings import GraphQLSettings
 
 
 def document_size_rule(max_bytes: int) -> type[ValidationRule]:
@@ -84,7 +84,7 @@ class SubscriptionsOverWebSocketOnly(SchemaExtension):
 ExtensionFactory = Callable[[], SchemaExtension]
 
 
-def schema_extensions(settings: Settings) -> list[ExtensionFactory]:
+def schema_extensions(settings: GraphQLSettings) -> list[ExtensionFactory]:
     """Factories, not instances: Strawberry makes a fresh extension per operation from each."""
     extensions: list[ExtensionFactory] = [
         SubscriptionsOverWebSocketOnly,

@@ -19,9 +19,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types.unset import UNSET, UnsetType
 
+from ..asgi import request_id_of
 from ..auth.authenticators import AuthenticationError, Authenticator
 from ..errors import ERROR_RESPONSES, STATUS_CODES, error_payload
-from ..middleware import request_id_of
 from .context import GraphQLContext
 
 # GraphiQL is a page that loads React and GraphiQL from unpkg.com and starts them
@@ -96,7 +96,7 @@ class ServiceGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
 
     def __init__(self, *args: Any, authenticators: Sequence[Authenticator], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The wiring's list itself: read at each connection, after every feature added its own.
+        # Every authenticator the features configured (API keys, JWT), built once per app.
         self.authenticators = authenticators
         self._document_routes()
 

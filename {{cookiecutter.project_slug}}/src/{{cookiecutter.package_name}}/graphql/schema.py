@@ -20,10 +20,10 @@ from strawberry.types import ExecutionContext, Info
 
 from .. import __version__
 from ..chat.models import ChatRequest
-from ..settings import Settings
 from .context import GraphQLContext
 from .errors import INTERNAL_ERROR, InvalidInput, describe_validation, stamp
 from .extensions import schema_extensions
+from .settings import GraphQLSettings
 from .types import (
     ChatCompletion,
     ChatInput,
@@ -78,10 +78,10 @@ async def chat_stream(info: Context, input: ChatInput) -> AsyncGenerator[ChatStr
     context = info.context
     request = core_request(input)
     await context.charge("graphql:chatStream")
-    events = context.service.stream(request, transport=TRANSPORT)
-    # An async generator, typed as an iterator. Closed however the subscription
-    # ends, unsubscribe and disconnect included: that stops the generation.
-    assert isinstance(events, AsyncGenerator)
+    generation = await context.service.stream(request, transport=TRANSPORT)
+    events = generation.rest
+    # Closed however the subscription ends, unsubscribe and disconnect included:
+    # that stops the generation.
     async with context.stream_slot(), aclosing(events):
         async for event in events:
             yield stream_event(event, context.request_id)
@@ -135,7 +135,7 @@ class ServiceSchema(strawberry.Schema):
                 log.debug("graphql.error", code=code, message=error.message)
 
 
-def build_schema(settings: Settings) -> ServiceSchema:
+def build_schema(settings: GraphQLSettings) -> ServiceSchema:
     return ServiceSchema(
         query=Query,
         mutation=Mutation,

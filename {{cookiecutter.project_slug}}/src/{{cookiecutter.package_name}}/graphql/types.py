@@ -16,9 +16,8 @@ import strawberry
 from pydantic import BaseModel
 from strawberry.experimental import pydantic as from_pydantic
 
-from ..api.v1.events import DoneMessage, ErrorMessage, TokenMessage, UsageMessage
-from ..api.v1.openai_models import ModelCard
-from ..api.v1.openai_models import Usage as UsageModel
+from ..chat.messages import DoneMessage, ErrorMessage, ModelCard, TokenMessage, UsageMessage
+from ..chat.messages import Usage as UsageModel
 from ..chat.models import (
     ChatEvent,
     ChatRequest,

@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from ..chat.models import ChatEvent, ChatRequest, DoneEvent, ErrorEvent, TokenEvent, UsageEvent
 from ..chat.service import Completion
+from ..validation import describe_problems
 from . import chat_pb2
 
 ROLES: dict[int, str] = {
@@ -14,7 +15,6 @@ ROLES: dict[int, str] = {
     chat_pb2.ROLE_ASSISTANT: "assistant",
 }
 # How many validation problems a refusal names; the rest are counted.
-MAX_PROBLEMS = 5
 
 
 def chat_request(message: chat_pb2.ChatRequest) -> ChatRequest:
@@ -38,14 +38,7 @@ def chat_request(message: chat_pb2.ChatRequest) -> ChatRequest:
 
 def describe(error: ValidationError) -> str:
     """``messages: List should have at least 1 item ...``: field paths as in the .proto."""
-    problems = error.errors()
-    parts = [
-        f"{'.'.join(str(part) for part in item['loc']) or 'request'}: {item['msg']}"
-        for item in problems[:MAX_PROBLEMS]
-    ]
-    if len(problems) > MAX_PROBLEMS:
-        parts.append(f"and {len(problems) - MAX_PROBLEMS} more")
-    return "; ".join(parts)
+    return describe_problems(error.errors())
 
 
 def usage_message(event: UsageEvent) -> chat_pb2.Usage:

@@ -22,9 +22,9 @@ from urllib.parse import unquote
 import grpc
 import structlog
 
+from ..asgi import VALID_REQUEST_ID
 from ..auth.authenticators import AuthenticationError, Authenticator, authenticate
 from ..auth.principal import Principal
-from ..middleware.request_id import VALID_ID
 from ..ratelimit.base import RateLimiterUnavailable
 from ..ratelimit.policy import RateLimitPolicy, TooManyStreams, parse_ip
 from .handlers import Context, metadata_map, service_of, wrap_handler
@@ -113,7 +113,7 @@ class CallLogInterceptor(grpc.aio.ServerInterceptor):
 
         @asynccontextmanager
         async def around(context: Context) -> AsyncIterator[None]:
-            request_id = incoming if incoming and VALID_ID.fullmatch(incoming) else None
+            request_id = incoming if incoming and VALID_REQUEST_ID.fullmatch(incoming) else None
             call = CallInfo(request_id=request_id or str(uuid.uuid4()))
             call.client_ip = peer_ip(context.peer())
             _current_call.set(call)

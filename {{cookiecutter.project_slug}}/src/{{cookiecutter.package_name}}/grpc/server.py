@@ -11,17 +11,21 @@ else still fails the start.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ..auth.authenticators import Authenticator
+from ..chat.service import ChatService
 from ..ratelimit.policy import RateLimitPolicy
-from ..wiring import Wiring
 from . import chat_pb2, chat_pb2_grpc
 from .health import HealthServicer
 from .interceptors import AuthInterceptor, CallLogInterceptor, RateLimitInterceptor
 from .servicer import ChatServicer
+from .settings import GrpcSettings
 
 CHAT_SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"].full_name
 # The health service's overall status ("") follows the chat service's.
@@ -38,26 +42,32 @@ def bind_address(host: str, port: int) -> str:
 
 
 class GrpcServer:
-    """Built from the wiring when the app starts, so that it sees every feature's
-    authenticators and the rate-limit backend they chose."""
+    """The app's shared objects served over gRPC; the server itself is made at start,
+    inside the event loop it will run on."""
 
-    def __init__(self, wiring: Wiring) -> None:
-        self._wiring = wiring
+    def __init__(
+        self,
+        core: ChatService,
+        settings: GrpcSettings,
+        policy: RateLimitPolicy,
+        authenticators: Sequence[Authenticator],
+    ) -> None:
+        self._core = core
+        self._settings = settings
+        self._policy = policy
+        self._authenticators = tuple(authenticators)
         self._server: grpc.aio.Server | None = None
         self._health: HealthServicer | None = None
         self.port: int | None = None
 
     def _build(self) -> tuple[grpc.aio.Server, HealthServicer]:
-        wiring = self._wiring
-        settings = wiring.settings
+        settings = self._settings
         services = frozenset({CHAT_SERVICE})
         server = grpc.aio.server(
             interceptors=[
                 CallLogInterceptor(),
-                AuthInterceptor(wiring.authenticators, services),
-                RateLimitInterceptor(
-                    RateLimitPolicy.from_settings(settings, wiring.limiter), services
-                ),
+                AuthInterceptor(self._authenticators, services),
+                RateLimitInterceptor(self._policy, services),
             ],
             options=[
                 ("grpc.so_reuseport", 1),
@@ -65,7 +75,7 @@ class GrpcServer:
                 ("grpc.max_receive_message_length", settings.max_request_size),
             ],
         )
-        chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(wiring.service), server)
+        chat_pb2_grpc.add_ChatServiceServicer_to_server(ChatServicer(self._core), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         if settings.grpc_reflection:
@@ -80,7 +90,7 @@ class GrpcServer:
         return server, health
 
     async def start(self) -> None:
-        settings = self._wiring.settings
+        settings = self._settings
         server, health = self._build()
         address = bind_address(settings.grpc_host or settings.host, settings.grpc_port)
         try:
@@ -107,6 +117,6 @@ class GrpcServer:
         if server is None or health is None:
             return
         await health.enter_graceful_shutdown()
-        await server.stop(self._wiring.settings.shutdown_grace_seconds)
+        await server.stop(self._settings.shutdown_grace_seconds)
         self._server = self._health = None
         log.info("grpc.stopped")

@@ -1,4 +1,4 @@
-"""``streaming.v1.ChatService``: the core's ``open_stream`` and ``complete`` over gRPC.
+"""``streaming.v1.ChatService``: the core's ``stream`` and ``complete`` over gRPC.
 
 Failures end the call with a status (see ``status.py``); one that happens after
 the first event is also sent as an ``error`` event first, so a client reading
@@ -7,7 +7,7 @@ events sees the core's code and message before the status.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -41,9 +41,10 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     ) -> AsyncIterator[chat_pb2.ChatEvent]:
         chat = await validated(request, context)
         try:
-            events = await self._service.open_stream(chat, transport=TRANSPORT)
+            generation = await self._service.stream(chat, transport=TRANSPORT, await_first=True)
         except ChatError as exc:
             await abort_with_error(context, exc.code, exc.message, exc.retry_after)
+        events = generation.events()
         try:
             async for event in events:
                 yield event_message(event)
@@ -52,8 +53,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         finally:
             # A cancelled call can leave this generator suspended at a yield;
             # closing the core's stream here ends the generation now, not at GC.
-            if isinstance(events, AsyncGenerator):
-                await events.aclose()
+            await events.aclose()
+            await generation.rest.aclose()
 
     async def Chat(
         self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]

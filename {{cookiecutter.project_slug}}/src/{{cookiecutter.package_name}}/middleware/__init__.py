@@ -11,50 +11,11 @@ token, and a coroutine frame per layer was most of what the stack cost.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from starlette.types import Message, Scope, Send
 
+from ..asgi import WS_INTERNAL_ERROR, WS_POLICY_VIOLATION, request_id_of
 from ..errors import send_error
-
-# Close codes for a WebSocket refused by a server without the denial-response
-# extension: 1008 policy violation, 1011 internal error.
-WS_POLICY_VIOLATION = 1008
-WS_INTERNAL_ERROR = 1011
-
-
-def state_of(scope: Scope) -> dict[str, Any]:
-    """``scope["state"]``, created when the server did not provide one."""
-    state: dict[str, Any] | None = scope.get("state")
-    if state is None:
-        state = scope["state"] = {}
-    return state
-
-
-def request_id_of(scope: Scope) -> str:
-    state = scope.get("state")
-    value = state.get("request_id") if state is not None else None
-    return value if isinstance(value, str) else ""
-
-
-def get_header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of a request header; ``name`` in lower case."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
-
-
-def get_joined_header(scope: Scope, name: bytes) -> bytes | None:
-    """Every value of a list-valued header joined with commas, as RFC 9110 allows."""
-    values = [bytes(value) for key, value in scope["headers"] if key == name]
-    if not values:
-        return None
-    return b",".join(values)
-
-
-def in_prefix(path: str, prefix: str) -> bool:
-    return path == prefix or path.startswith(prefix + "/")
 
 
 def _as_websocket_denial(send: Send) -> Send:

@@ -12,10 +12,10 @@ from urllib.parse import parse_qsl
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..asgi import get_header, in_prefix
 from ..auth.api_keys import ApiKeyStore, KeyCheck, key_prefix
 from ..auth.principal import get_principal, set_principal
-from ..settings import Settings
-from . import deny, get_header, in_prefix
+from . import deny
 
 HEADER = b"x-api-key"
 QUERY_NAMES = frozenset({"api_key", "key", "apikey", "api-key"})
@@ -32,19 +32,10 @@ def key_in_query(query_string: bytes) -> bool:
 
 
 class ApiKeyMiddleware:
-    def __init__(self, app: ASGIApp, *, settings: Settings, api_prefix: str) -> None:
+    def __init__(self, app: ASGIApp, *, store: ApiKeyStore | None, api_prefix: str) -> None:
         self.app = app
         self.api_prefix = api_prefix
-        # The raw secrets are not kept past this line: only their digests are.
-        self.store: ApiKeyStore | None = (
-            ApiKeyStore(
-                settings.api_keys,
-                pepper=settings.api_key_pepper.get_secret_value().encode(),
-                revoked=settings.api_key_revoked,
-            )
-            if settings.api_keys
-            else None
-        )
+        self.store = store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         store = self.store

@@ -16,11 +16,10 @@ from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..ratelimit.base import RateLimiter, RateLimiterUnavailable
-from ..ratelimit.policy import RateLimitPolicy
-from ..settings import Settings
-from . import in_prefix
-from .rate_limit import HEADER_MESSAGES, caller_of, refuse_over_limit
+from ..asgi import in_prefix
+from ..ratelimit.base import RateLimiterUnavailable
+from ..ratelimit.policy import RateLimitPolicy, caller_of
+from .rate_limit import HEADER_MESSAGES, refuse_over_limit
 
 UNAUTHORIZED = 401
 
@@ -34,13 +33,12 @@ class AuthFailureLimitMiddleware:
         self,
         app: ASGIApp,
         *,
-        settings: Settings,
-        limiter: RateLimiter,
+        policy: RateLimitPolicy,
         api_prefix: str,
         guarded: bool,
     ) -> None:
         self.app = app
-        self.policy = RateLimitPolicy.from_settings(settings, limiter)
+        self.policy = policy
         self.api_prefix = api_prefix
         # Without any credentials to check there is nothing to guess.
         self.active = guarded and self.policy.enabled

@@ -16,8 +16,9 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware as StarletteCORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..settings import Settings
-from . import deny, get_header
+from ..asgi import get_header
+from ..service_settings import ServiceSettings
+from . import deny
 
 ALLOW_METHODS = ("GET", "POST", "OPTIONS")
 ALLOW_HEADERS = ("Authorization", "Content-Type", "Last-Event-ID", "X-API-Key", "X-Request-ID")
@@ -34,7 +35,7 @@ Header = tuple[bytes, bytes]
 
 
 class CORSMiddleware(StarletteCORSMiddleware):
-    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, *, settings: ServiceSettings) -> None:
         super().__init__(
             app,
             allow_origins=settings.cors_origins,

@@ -14,7 +14,8 @@ import structlog
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import WS_INTERNAL_ERROR, deny
+from ..asgi import WS_INTERNAL_ERROR
+from . import deny
 
 log = structlog.get_logger("errors")
 

@@ -17,14 +17,13 @@ from collections.abc import Awaitable, Iterable
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..auth.principal import Principal, get_principal
-from ..ratelimit.base import RateLimiter, RateLimiterUnavailable
-from ..ratelimit.policy import Caller, RateLimitPolicy, Verdict
-from ..settings import Settings
-from . import deny, get_joined_header, in_prefix, state_of
+from ..asgi import in_prefix, state_of
+from ..auth.principal import get_principal
+from ..ratelimit.base import RateLimiterUnavailable
+from ..ratelimit.policy import Caller, RateLimitPolicy, Verdict, caller_of
+from . import deny
 
 STREAM_ROUTES = ("/chat/stream", "/chat/completions", "/chat/ws")
-FORWARDED_FOR = b"x-forwarded-for"
 # The first message of a response, or of an accepted or refused WebSocket handshake.
 HEADER_MESSAGES = frozenset(
     {"http.response.start", "websocket.accept", "websocket.http.response.start"}
@@ -32,21 +31,6 @@ HEADER_MESSAGES = frozenset(
 
 log = structlog.get_logger("ratelimit")
 Header = tuple[bytes, bytes]
-
-
-def caller_of(policy: RateLimitPolicy, scope: Scope, principal: Principal | None) -> Caller:
-    """Who a connection is limited as: its principal, else its client address.
-
-    ``X-Forwarded-For`` is read only when ``TRUSTED_PROXIES`` is set (the policy
-    then takes the address from it only if the peer is one of those proxies).
-    """
-    client = scope.get("client")
-    forwarded = get_joined_header(scope, FORWARDED_FOR) if policy.trusted_proxies else None
-    return policy.caller(
-        principal,
-        client[0] if client else None,
-        forwarded.decode("latin-1") if forwarded is not None else None,
-    )
 
 
 async def refuse_unavailable(
@@ -84,13 +68,12 @@ class RateLimitMiddleware:
         self,
         app: ASGIApp,
         *,
-        settings: Settings,
-        limiter: RateLimiter,
+        policy: RateLimitPolicy,
         api_prefix: str,
         stream_routes: Iterable[str] = STREAM_ROUTES,
     ) -> None:
         self.app = app
-        self.policy = RateLimitPolicy.from_settings(settings, limiter)
+        self.policy = policy
         self.api_prefix = api_prefix
         self.stream_paths = frozenset(api_prefix + route for route in stream_routes)
 

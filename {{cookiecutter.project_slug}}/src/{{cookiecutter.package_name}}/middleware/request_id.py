@@ -18,14 +18,14 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..asgi import VALID_REQUEST_ID, get_header, state_of
 from ..auth.principal import get_principal
 from ..errors import STATUS_CODES
 from ..observability.logging import info_enabled
 from ..observability.metrics import Metrics
-from . import get_header, state_of
 
 HEADER = b"x-request-id"
-VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
 # Unmatched paths are one label, not one each: a scanner hitting random URLs
 # must not create unbounded metric series.
 UNMATCHED_ROUTE = "<unmatched>"
@@ -51,7 +51,7 @@ def incoming_id(scope: Scope) -> str | None:
     if raw is None:
         return None
     value = raw.decode("latin-1")
-    return value if VALID_ID.fullmatch(value) else None
+    return value if VALID_REQUEST_ID.fullmatch(value) else None
 
 
 def route_template(scope: Scope) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..settings import Settings
+from ..service_settings import ServiceSettings
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 # FastAPI's pages load swagger-ui/redoc from cdn.jsdelivr.net, run one inline
@@ -42,7 +42,7 @@ DOCS_PATHS = ("/docs", "/redoc")
 Headers = list[tuple[bytes, bytes]]
 
 
-def build_headers(settings: Settings, csp: str) -> Headers:
+def build_headers(settings: ServiceSettings, csp: str) -> Headers:
     headers = [
         (b"cache-control", b"no-store"),
         (b"content-security-policy", csp.encode()),
@@ -76,7 +76,7 @@ def with_defaults(
 
 class SecurityHeadersMiddleware:
     def __init__(
-        self, app: ASGIApp, *, settings: Settings, docs_paths: Iterable[str] = DOCS_PATHS
+        self, app: ASGIApp, *, settings: ServiceSettings, docs_paths: Iterable[str] = DOCS_PATHS
     ) -> None:
         self.app = app
         self.enabled = settings.security_headers

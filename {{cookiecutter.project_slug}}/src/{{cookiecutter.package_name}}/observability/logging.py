@@ -13,7 +13,7 @@ import sys
 import structlog
 
 from ..chat.service import GenerationRecord
-from ..settings import Settings
+from ..service_settings import ServiceSettings
 
 
 def drop_color_message(
@@ -34,7 +34,7 @@ def info_enabled(logger: logging.Logger) -> bool:
     return not logger.disabled and logger.getEffectiveLevel() <= logging.INFO
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: ServiceSettings) -> None:
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..settings import Settings
+from ..service_settings import ServiceSettings
 from .base import RateLimiter
 from .token_bucket import InMemoryRateLimiter
 
 
-def build_rate_limiter(settings: Settings) -> RateLimiter:
+def build_rate_limiter(settings: ServiceSettings) -> RateLimiter:
     """The in-process token-bucket backend.
 
     Its limits are per process: with N workers a caller gets up to N times the

@@ -27,8 +27,11 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from starlette.types import Scope
+
+from ..asgi import get_joined_header
 from ..auth.principal import Principal
-from ..settings import Settings
+from ..service_settings import ServiceSettings
 from .base import Decision, Lease, Quota, RateLimiter
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -150,7 +153,7 @@ class RateLimitPolicy:
         self._anonymous = functools.lru_cache(maxsize=ADDRESS_CACHE_SIZE)(self._resolve_anonymous)
 
     @classmethod
-    def from_settings(cls, settings: Settings, limiter: RateLimiter) -> RateLimitPolicy:
+    def from_settings(cls, settings: ServiceSettings, limiter: RateLimiter) -> RateLimitPolicy:
         return cls(
             limiter,
             ip_quota=Quota.parse(settings.rate_limit_ip, "ip"),
@@ -255,3 +258,21 @@ class RateLimitPolicy:
             yield lease
         finally:
             await self.close_stream(lease)
+
+
+FORWARDED_FOR = b"x-forwarded-for"
+
+
+def caller_of(policy: RateLimitPolicy, scope: Scope, principal: Principal | None) -> Caller:
+    """Who an HTTP or WebSocket connection is limited as: its principal, else its address.
+
+    ``X-Forwarded-For`` is read only when ``TRUSTED_PROXIES`` is set (the policy
+    then takes the address from it only if the peer is one of those proxies).
+    """
+    client = scope.get("client")
+    forwarded = get_joined_header(scope, FORWARDED_FOR) if policy.trusted_proxies else None
+    return policy.caller(
+        principal,
+        client[0] if client else None,
+        forwarded.decode("latin-1") if forwarded is not None else None,
+    )

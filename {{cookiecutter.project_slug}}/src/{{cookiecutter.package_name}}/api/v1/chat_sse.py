@@ -7,12 +7,12 @@ from json.encoder import encode_basestring_ascii
 
 from fastapi import APIRouter
 
+from ...chat.messages import DoneMessage, ErrorMessage, TokenMessage, UsageMessage, event_json
 from ...chat.models import ChatEvent, ChatRequest, TokenEvent
 from ...errors import ERROR_RESPONSES
 from ..deps import Chat
 from ..openapi import json_text, schema_ref, sse_event_schema
 from ..sse import Formatter, SSEResponse, sse_frame
-from .events import DoneMessage, ErrorMessage, TokenMessage, UsageMessage, event_json
 
 EVENT_MODELS = (TokenMessage, UsageMessage, DoneMessage, ErrorMessage)
 
@@ -67,7 +67,7 @@ def sse_formatter(request_id: str) -> Formatter:
 )
 async def chat_stream(body: ChatRequest, chat: Chat) -> SSEResponse:
     return SSEResponse(
-        chat.core.stream(body, transport="sse"),
+        await chat.core.stream(body, transport="sse"),
         format=sse_formatter(chat.request_id),
         keepalive_seconds=chat.settings.sse_keepalive_seconds,
     )

@@ -17,10 +17,11 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette import status
 
+from ...chat.messages import ErrorMessage, event_json
 from ...chat.models import ChatRequest
 from ...chat.service import ChatService
+from ...validation import describe_problems
 from ..deps import Chat
-from .events import ErrorMessage, event_json
 
 router = APIRouter(tags=["chat"])
 
@@ -78,13 +79,8 @@ class ChatSocket:
         try:
             command = COMMAND.validate_json(raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            await self.websocket.send_text(
-                _error(
-                    "invalid_message", f"{where}: {first.get('msg', 'invalid')}", self.request_id
-                )
-            )
+            problem = describe_problems(exc.errors(), limit=1)
+            await self.websocket.send_text(_error("invalid_message", problem, self.request_id))
             return
         if isinstance(command, CancelCommand):
             if self.generation is None or self.generation.done():
@@ -108,7 +104,8 @@ class ChatSocket:
         # A client that leaves mid-stream makes send fail; the receive loop sees
         # the disconnect too and ends the connection, so there is nothing to add.
         with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
-            async for event in self.core.stream(request, transport="websocket"):
+            generation = await self.core.stream(request, transport="websocket")
+            async for event in generation.rest:
                 await send(event_json(event, self.request_id))
 
     async def stop_generation(self) -> None:

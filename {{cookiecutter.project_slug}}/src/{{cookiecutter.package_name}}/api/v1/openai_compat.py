@@ -10,10 +10,11 @@ from json.encoder import encode_basestring_ascii
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from ...asgi import unless_disconnected
+from ...chat.messages import ModelCard, Usage
 from ...chat.models import ChatEvent, DoneEvent, ErrorEvent, TokenEvent, UsageEvent
 from ...errors import ERROR_RESPONSES, ErrorBody
 from ..deps import AppSettings, Chat
-from ..disconnect import unless_disconnected
 from ..openapi import json_text, schema_ref, sse_event_schema
 from ..sse import SSEResponse
 from .openai_models import (
@@ -22,9 +23,7 @@ from .openai_models import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
-    ModelCard,
     ModelList,
-    Usage,
 )
 
 router = APIRouter(tags=["openai"])
@@ -133,8 +132,8 @@ async def create_chat_completion(
     if body.stream:
         # Wait for the first token before answering, so that a failure before it
         # is still a proper error status instead of a broken stream.
-        started = await unless_disconnected(
-            request, chat.core.start_stream(chat_request, transport="openai")
+        generation = await unless_disconnected(
+            request, chat.core.stream(chat_request, transport="openai", await_first=True)
         )
         chunks = OpenAIChunks(
             completion_id=completion_id,
@@ -143,8 +142,7 @@ async def create_chat_completion(
             request_id=chat.request_id,
         )
         return SSEResponse(
-            started.rest,
-            first=started.first,
+            generation,
             format=chunks.format,
             preamble=chunks.preamble,
             epilogue=DONE_FRAME,

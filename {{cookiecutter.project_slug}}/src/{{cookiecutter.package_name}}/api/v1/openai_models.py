@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from ...chat.messages import ModelCard, Usage
 from ...chat.models import (
     MAX_MESSAGE_CHARS,
     MAX_MESSAGES,
@@ -141,12 +142,6 @@ class Choice(BaseModel):
     )
 
 
-class Usage(BaseModel):
-    prompt_tokens: int = Field(description="Tokens in the prompt.", examples=[5])
-    completion_tokens: int = Field(description="Tokens generated.", examples=[16])
-    total_tokens: int = Field(description="Sum of both.", examples=[21])
-
-
 class ChatCompletion(BaseModel):
     """A whole answer (`stream: false`)."""
 
@@ -191,13 +186,6 @@ class ChatCompletionChunk(BaseModel):
     model: str = Field(description="Model that answers.", examples=["fake-echo-1"])
     choices: list[ChunkChoice] = Field(description="One choice, or none in the usage chunk.")
     usage: Usage | None = Field(default=None, description="Only in the usage chunk.")
-
-
-class ModelCard(BaseModel):
-    id: str = Field(description="Model name.", examples=["fake-echo-1"])
-    object: Literal["model"] = Field(default="model", description="Object type.")
-    created: int = Field(description="Unix time.", examples=[1767225600])
-    owned_by: str = Field(description="Who serves it.", examples=["streaming-service"])
 
 
 class ModelList(BaseModel):

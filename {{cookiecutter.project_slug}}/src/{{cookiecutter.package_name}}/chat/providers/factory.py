@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ...settings import Settings
+from ...service_settings import ServiceSettings
 from .base import LLMProvider
 from .fake import FakeProvider
 
 
-def build_provider(settings: Settings) -> LLMProvider:
+def build_provider(settings: ServiceSettings) -> LLMProvider:
     if settings.llm_provider == "openai":
         from .openai import OpenAIProvider
 

@@ -34,7 +34,7 @@ from ..models import FinishReason
 from .base import GenerationParams, ProviderChunk, ProviderFinish, ProviderUsage
 
 if TYPE_CHECKING:
-    from ...settings import Settings
+    from ...service_settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class OpenAIProvider:
         self._client = client
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Self:
+    def from_settings(cls, settings: ServiceSettings) -> Self:
         return cls(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key.get_secret_value(),
