@@ -22,7 +22,7 @@ T = TypeVar("T")
 WS_POLICY_VIOLATION = 1008
 WS_INTERNAL_ERROR = 1011
 
-# What a caller-supplied request ID (X-Request-ID, gRPC metadata) may look like.
+# What a caller-supplied request ID (X-Request-ID, or call metadata) may look like.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 

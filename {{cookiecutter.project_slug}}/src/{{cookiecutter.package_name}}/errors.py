@@ -52,8 +52,8 @@ STATUS_CODES = {
 }
 
 
-# A core error's HTTP status, by its code; the gRPC statuses are in grpc/status.py.
-# Anything not listed is a 500.
+# A core error's HTTP status, by its code; other transports keep their own table
+# beside their code. Anything not listed is a 500.
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     InvalidGenerationRequest.code: 400,
     ContextTooLong.code: 400,

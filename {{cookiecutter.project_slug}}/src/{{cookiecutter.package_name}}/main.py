@@ -54,7 +54,7 @@ def build_api_keys(settings: Settings) -> ApiKeyStore | None:
 
 
 def api_key_authenticators(store: ApiKeyStore | None) -> list[Authenticator]:
-    """For transports without the HTTP layers (gRPC, GraphQL over WebSocket)."""
+    """For transports without the HTTP layers, which ask authenticators instead."""
     return [ApiKeyAuthenticator(store)] if store is not None else []
 
 

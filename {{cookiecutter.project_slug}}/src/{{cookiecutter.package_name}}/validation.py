@@ -1,6 +1,6 @@
 """One line from a Pydantic validation error, for every place that reports one.
 
-HTTP (422 bodies), WebSocket messages, gRPC statuses, GraphQL errors and the
+HTTP (422 bodies), WebSocket messages, the other transports' errors and the
 settings loader each name a field their own way (dotted path, camelCase,
 environment variable); the line has the same shape everywhere.
 """

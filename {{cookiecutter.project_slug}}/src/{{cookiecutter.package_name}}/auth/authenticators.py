@@ -1,8 +1,8 @@
-"""Transport-agnostic authentication for the non-HTTP transports (gRPC, GraphQL).
+"""Transport-agnostic authentication for transports without the HTTP middleware.
 
-HTTP requests are authenticated by middleware; a gRPC interceptor or a GraphQL
-context reads credentials from metadata or a connection payload instead, and
-asks the same authenticators. Metadata keys are lower-case header names such as
+HTTP requests are authenticated by middleware; another transport reads
+credentials from its call metadata or a connection payload instead, and asks the
+same authenticators. Metadata keys are lower-case header names such as
 ``x-api-key`` and ``authorization``.
 """
 

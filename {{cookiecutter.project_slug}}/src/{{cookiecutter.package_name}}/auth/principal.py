@@ -1,6 +1,6 @@
 """The authenticated caller, shared by every layer that needs to know who it is.
 
-Authentication middleware (API keys here, JWT later) stores one at
+Authentication middleware (API keys, or any other layer) stores one at
 ``scope["state"]["principal"]``; the rate limiter keys on it and the access log
 names it. Anonymous callers have none.
 """

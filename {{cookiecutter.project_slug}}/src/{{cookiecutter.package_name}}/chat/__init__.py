@@ -1,5 +1,5 @@
 """The generation core: one engine that every transport calls.
 
-Nothing in this package imports FastAPI, gRPC or Strawberry; transports depend on
-the core, never the other way round.
+Nothing in this package imports a web framework or a transport; transports depend
+on the core, never the other way round (``lint-imports`` checks it).
 """

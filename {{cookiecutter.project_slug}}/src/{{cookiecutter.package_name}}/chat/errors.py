@@ -6,8 +6,8 @@ from __future__ import annotations
 class ChatError(Exception):
     """A generation failed in a way the caller should hear about.
 
-    Each transport maps ``code`` to its own status: HTTP in ``errors.py``, gRPC in
-    ``grpc/status.py``; GraphQL carries the code itself. ``message`` is safe to
+    Each transport maps ``code`` to its own status (HTTP: ``errors.py``; others
+    beside their code), or carries the code itself. ``message`` is safe to
     show a client: it never carries internals.
     """
 

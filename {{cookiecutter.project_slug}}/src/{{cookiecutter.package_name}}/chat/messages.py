@@ -1,7 +1,7 @@
 """The wire messages several transports share: native events, usage, model cards.
 
 The core's events are dataclasses for speed; these models are what native SSE
-``data:``, WebSocket messages and GraphQL results carry, document the payloads
+``data:``, WebSocket messages and other transports' results carry, document the payloads
 in the OpenAPI schema, and validate them in tests.
 """
 

@@ -1,7 +1,7 @@
 """The contract between ``create_app`` and an optional feature.
 
-A feature is a folder of its own (``ratelimit/redis/``, ``auth/jwt/``, ``grpc/``,
-``graphql/``) and an installer here, ``features/<name>.py``, exporting one
+A feature is a folder of its own (``ratelimit/<name>/``, ``auth/<name>/`` or a
+transport beside ``api/``) and an installer here, ``features/<name>.py``, exporting one
 ``Feature`` class. ``create_app`` runs every enabled feature's two phases in order:
 
 1. ``configure(setup)``: change what the shared objects are built from. Swap

@@ -2,7 +2,7 @@
 
 Active only when ``API_KEYS`` is configured. Health, metrics and the docs live
 outside ``/api/v1`` and stay open. A caller already authenticated by an earlier
-layer (a Principal in the scope state, e.g. from a JWT) is let through.
+layer (a Principal in the scope state) is let through.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The interface every rate-limit backend implements.
 
 A backend answers two questions atomically for its scope (one process for the
-in-memory backend, every worker and instance for a shared one such as Redis):
+in-memory backend, every worker and instance for a shared one):
 
 * ``hit``: may this caller spend ``cost`` units of this quota now?
 * ``acquire_stream``/``release_stream``: may this caller open one more

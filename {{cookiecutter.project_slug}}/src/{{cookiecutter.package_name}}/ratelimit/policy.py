@@ -1,7 +1,7 @@
 """Rate-limit policy: which quota applies to whom, independent of any transport.
 
-The HTTP middleware is one caller of this module; a gRPC interceptor or a
-GraphQL extension uses it the same way::
+The HTTP middleware is one caller of this module; any other transport uses it
+the same way::
 
     policy = RateLimitPolicy.from_settings(settings, limiter)
     if policy.enabled:
@@ -80,7 +80,7 @@ class Verdict:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """``RateLimit-Policy`` and ``RateLimit`` (draft-ietf-httpapi-ratelimit-headers),
-        plus ``Retry-After`` on a refusal. gRPC can send the same pairs as metadata.
+        plus ``Retry-After`` on a refusal; other transports can send the same pairs.
         """
         quota, decision = self.quota, self.decision
         reset = math.ceil(decision.reset_after)
@@ -234,7 +234,8 @@ class RateLimitPolicy:
     async def check(self, caller: Caller, operation: str, cost: int = 1) -> Verdict:
         """Spend ``cost`` units of the caller's quota for ``operation``.
 
-        ``operation`` is what ``RATE_LIMIT_ROUTES`` matches: an HTTP path, a gRPC method name...
+        ``operation`` is what ``RATE_LIMIT_ROUTES`` matches: an HTTP path, or another
+        transport's operation name.
         """
         quota, key = self.quota_for(caller, operation)
         return Verdict(quota, await self.limiter.hit(key, quota, cost))
