@@ -61,7 +61,7 @@ def with_content(route: str, content: Any, stream: bool = False) -> bytes:
     message = {"role": "user", "content": content}
     if route == STREAM:
         return json.dumps({"messages": [message], "max_tokens": 4}).encode()
-    body = {"model": "m", "messages": [message], "max_tokens": 4, "stream": stream}
+    body = {"model": "fake-echo-1", "messages": [message], "max_tokens": 4, "stream": stream}
     return json.dumps(body).encode()
 
 
@@ -72,7 +72,7 @@ def raw_json(route: str, fragment: str) -> bytes:
             '{"messages":[{"role":"user","content":"' + fragment + '"}],"max_tokens":4}'
         ).encode()
     return (
-        '{"model":"m","messages":[{"role":"user","content":"' + fragment + '"}],"max_tokens":4}'
+        '{"model":"fake-echo-1","messages":[{"role":"user","content":"' + fragment + '"}],"max_tokens":4}'
     ).encode()
 
 
@@ -113,20 +113,20 @@ def catalogue() -> list[Case]:
             Case(
                 f"{tag}: messages is a string",
                 route,
-                json.dumps({"model": "m", "messages": "hello"}).encode(),
+                json.dumps({"model": "fake-echo-1", "messages": "hello"}).encode(),
                 422,
             ),
             Case(
                 f"{tag}: messages empty",
                 route,
-                json.dumps({"model": "m", "messages": []}).encode(),
+                json.dumps({"model": "fake-echo-1", "messages": []}).encode(),
                 422,
             ),
             Case(
                 f"{tag}: role unknown",
                 route,
                 json.dumps(
-                    {"model": "m", "messages": [{"role": "wizard", "content": "x"}]}
+                    {"model": "fake-echo-1", "messages": [{"role": "wizard", "content": "x"}]}
                 ).encode(),
                 422,
             ),
@@ -141,7 +141,7 @@ def catalogue() -> list[Case]:
             Case(
                 f"{tag}: 257 messages",
                 route,
-                json.dumps({"model": "m", "messages": [USER] * 257}).encode(),
+                json.dumps({"model": "fake-echo-1", "messages": [USER] * 257}).encode(),
                 422,
             ),
             Case(

@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket
 from conftest import AUTH_HEADERS, LiveServer
 
 CHAT = {"messages": [{"role": "user", "content": "hello there"}]}
-LONG_CHAT = {"messages": [{"role": "user", "content": "a long answer"}], "max_tokens": 5000}
+LONG_CHAT = {"messages": [{"role": "user", "content": "a long answer"}], "max_tokens": 4000}
 SECRET_DETAIL = "db password is hunter2"
 
 # Every API response carries these (Cache-Control aside, which a route may set).
@@ -37,10 +37,26 @@ def assert_security_headers(response: httpx.Response, cache_control: str = "no-s
     assert response.headers["x-request-id"]
 
 
+# The OpenAI-compatible routes answer errors in OpenAI's shape.
+OPENAI_ROUTES = ("/api/v1/chat/completions", "/api/v1/models")
+
+
 def assert_error_shape(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The error body of the route's API; returned as the native ``{code, message, request_id}``."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
     body: dict[str, Any] = response.json()
+    if response.request.url.path.startswith(OPENAI_ROUTES):
+        assert set(body) == {"error"}
+        error = body["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+        assert error["code"] == code
+        assert error["type"]
+        body = {
+            "code": error["code"],
+            "message": error["message"],
+            "request_id": response.headers["x-request-id"],
+        }
     assert set(body) == {"code", "message", "request_id"}
     assert body["code"] == code
     assert body["request_id"] == response.headers["x-request-id"]

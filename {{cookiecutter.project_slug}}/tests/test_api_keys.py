@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import httpx
+import openai
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
@@ -211,3 +212,30 @@ def test_a_key_tier_must_be_defined() -> None:
         load_settings(
             _env_file=None, api_keys=f"alice:{ALICE}:platinum", api_key_tiers="gold=5/hour"
         )
+
+
+async def test_a_bearer_key_works_as_openai_clients_send_it(keyed: httpx.AsyncClient) -> None:
+    bearer = await keyed.get("/api/v1/test/whoami", headers={"Authorization": f"Bearer {BOB}"})
+    wrong = await keyed.get(
+        "/api/v1/test/whoami", headers={"Authorization": "Bearer nope-nope-nope"}
+    )
+    neither = await keyed.get("/api/v1/test/whoami")
+    assert bearer.status_code == 200
+    assert bearer.json()["principal"] == "bob"
+    assert wrong.status_code == 401
+    assert neither.status_code == 401
+    assert "bearer" in neither.json()["message"].lower()
+
+
+async def test_the_openai_sdk_authenticates_with_its_api_key(live_server: Any) -> None:
+    server = await live_server(**KEYS)
+    url = f"{server.url}/api/v1"
+    async with openai.AsyncOpenAI(base_url=url, api_key=ALICE, max_retries=0) as client:
+        models = await client.models.list()
+    async with openai.AsyncOpenAI(base_url=url, api_key="wrong-key-0000000", max_retries=0) as bad:
+        with pytest.raises(openai.AuthenticationError) as caught:
+            await bad.chat.completions.create(
+                model="fake-echo-1", messages=[{"role": "user", "content": "hi"}]
+            )
+    assert [model.id for model in models.data] == ["fake-echo-1"]
+    assert caught.value.response.json()["error"]["type"] == "authentication_error"

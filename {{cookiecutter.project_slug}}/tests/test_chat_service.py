@@ -8,7 +8,13 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
-from {{cookiecutter.package_name}}.chat.errors import ChatError, GenerationTimeout, UpstreamUnavailable
+from {{cookiecutter.package_name}}.chat.errors import (
+    ChatError,
+    GenerationTimeout,
+    InvalidGenerationRequest,
+    ModelNotFound,
+    UpstreamUnavailable,
+)
 from {{cookiecutter.package_name}}.chat.models import (
     ChatRequest,
     DoneEvent,
@@ -55,19 +61,29 @@ class FailingProvider:
         return None
 
 
-def request(text: str = "one two", max_tokens: int | None = 3) -> ChatRequest:
-    return ChatRequest(messages=[Message(role="user", content=text)], max_tokens=max_tokens)
+def request(
+    text: str = "one two", max_tokens: int | None = 3, model: str | None = None
+) -> ChatRequest:
+    return ChatRequest(
+        messages=[Message(role="user", content=text)], max_tokens=max_tokens, model=model
+    )
 
 
-def service(provider: object, recorder: Recorder | None = None, **options: float) -> ChatService:
-    settings: dict[str, float] = {"first_token_timeout": 5, "generation_timeout": 60, **options}
+def service(
+    provider: object,
+    recorder: Recorder | None = None,
+    *,
+    first_token_timeout: float = 5,
+    generation_timeout: float = 60,
+) -> ChatService:
     return ChatService(
         provider,  # type: ignore[arg-type]
         default_model="fake-echo-1",
         default_max_tokens=16,
         max_tokens_limit=100,
+        first_token_timeout=first_token_timeout,
+        generation_timeout=generation_timeout,
         observers=[recorder] if recorder else [],
-        **settings,
     )
 
 
@@ -88,10 +104,36 @@ async def test_stream_yields_tokens_usage_done_and_records_it() -> None:
     assert core.active == 0
 
 
-async def test_max_tokens_is_capped_by_the_limit() -> None:
-    core = service(FakeProvider(delay_ms=0, first_token_delay_ms=0))
-    events = [e async for e in (await core.stream(request(max_tokens=5000), transport="unit")).rest]
+async def test_max_tokens_above_the_limit_is_refused_naming_the_field() -> None:
+    provider = FakeProvider(delay_ms=0, first_token_delay_ms=0)
+    core = service(provider)
+    with pytest.raises(InvalidGenerationRequest) as caught:
+        await core.stream(request(max_tokens=101), transport="unit")
+    assert caught.value.param == "max_tokens"
+    assert "100" in caught.value.message
+    assert provider.started == 0
+    events = [e async for e in (await core.stream(request(max_tokens=100), transport="unit")).rest]
     assert sum(isinstance(e, TokenEvent) for e in events) == 100
+
+
+async def test_a_model_not_offered_is_refused_before_the_provider() -> None:
+    provider = FakeProvider(delay_ms=0, first_token_delay_ms=0)
+    core = ChatService(
+        provider,
+        default_model="public",
+        models={"public": "upstream-name", "other": "other"},
+        default_max_tokens=4,
+        max_tokens_limit=100,
+        first_token_timeout=5,
+        generation_timeout=60,
+    )
+    with pytest.raises(ModelNotFound) as caught:
+        await core.complete(request(model="gpt-9"), transport="unit")
+    assert (caught.value.param, caught.value.code) == ("model", "model_not_found")
+    assert provider.started == 0
+    assert core.params(request()).model == "upstream-name"
+    result = await core.complete(request(), transport="unit")
+    assert result.model == "public"
 
 
 async def test_the_fake_provider_makes_tokens_as_they_are_streamed() -> None:

@@ -12,8 +12,8 @@ import websockets
 
 from sse_client import iter_events
 
-LONG = {"messages": [{"role": "user", "content": "a long answer"}], "max_tokens": 5000}
-OPENAI_LONG = {"model": "m", "stream": True, **LONG}
+LONG = {"messages": [{"role": "user", "content": "a long answer"}], "max_tokens": 4000}
+OPENAI_LONG = {"model": "fake-echo-1", "stream": True, **LONG}
 
 
 async def wait_until_idle(server: Any, timeout: float = 2.0) -> float:
@@ -95,7 +95,7 @@ async def test_websocket_disconnect_stops_generation(live_server: Any) -> None:
         f"{server.ws_url}/api/v1/chat/ws", additional_headers=server.headers
     ) as ws:
         await ws.send(
-            '{"type": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5000}'
+            '{"type": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4000}'
         )
         for _ in range(3):
             await ws.recv()

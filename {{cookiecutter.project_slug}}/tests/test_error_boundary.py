@@ -64,7 +64,7 @@ async def test_client_leaving_before_the_first_token_is_not_an_error(
     """The route raises ClientDisconnect while waiting: no 500, no error log."""
     settings = make_settings(log_format="json", fake_llm_first_token_delay_ms=2000)
     app = create_app(settings)
-    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    body = {"model": "fake-echo-1", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     with captured_logs() as logs:
         async with serving(app) as server, http_client(server.url, headers=server.headers) as http:
             request = asyncio.create_task(http.post("/api/v1/chat/completions", json=body))

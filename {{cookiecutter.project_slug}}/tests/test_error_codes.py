@@ -15,6 +15,7 @@ from {{cookiecutter.package_name}}.chat.errors import (
     ContextTooLong,
     GenerationTimeout,
     InvalidGenerationRequest,
+    ModelNotFound,
     ServiceShuttingDown,
     UpstreamError,
     UpstreamRateLimited,
@@ -41,6 +42,7 @@ class Row:
 ROWS = [
     Row(InvalidGenerationRequest, http=400{% if cookiecutter.use_grpc %}, grpc="INVALID_ARGUMENT"{% endif %}),
     Row(ContextTooLong, http=400{% if cookiecutter.use_grpc %}, grpc="INVALID_ARGUMENT"{% endif %}),
+    Row(ModelNotFound, http=404{% if cookiecutter.use_grpc %}, grpc="NOT_FOUND"{% endif %}),
     Row(UpstreamRateLimited, http=429{% if cookiecutter.use_grpc %}, grpc="RESOURCE_EXHAUSTED"{% endif %}),
     Row(ChatError, http=500{% if cookiecutter.use_grpc %}, grpc="INTERNAL"{% endif %}),
     Row(UpstreamError, http=502{% if cookiecutter.use_grpc %}, grpc="INTERNAL"{% endif %}),

@@ -47,7 +47,7 @@ async def test_readiness_fails_while_draining(client_factory: Any) -> None:
 
 async def test_metrics_count_streams_and_tokens(client: httpx.AsyncClient) -> None:
     await client.post("/api/v1/chat/stream", json=CHAT)
-    await client.post("/api/v1/chat/completions", json={"model": "m", **CHAT})
+    await client.post("/api/v1/chat/completions", json={"model": "fake-echo-1", **CHAT})
     text = (await client.get("/metrics")).text
     assert 'tokens_streamed_total{transport="sse"} 4.0' in text
     assert 'tokens_streamed_total{transport="openai"} 4.0' in text

@@ -105,7 +105,9 @@ def params(*, temperature: float | None = None, max_tokens: int = 16) -> Generat
         ],
         temperature=temperature,
     )
-    return GenerationParams(request=request, model="gpt-test", max_tokens=max_tokens)
+    return GenerationParams(
+        request=request, model="gpt-test", public_model="gpt-test", max_tokens=max_tokens
+    )
 
 
 async def collect(provider: OpenAIProvider) -> list[ProviderChunk]:

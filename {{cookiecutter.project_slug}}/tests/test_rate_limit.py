@@ -142,7 +142,7 @@ async def test_route_override_has_its_own_limit(make_settings: SettingsFactory) 
     settings = make_settings(
         rate_limit_ip="100/hour", rate_limit_routes="/api/v1/chat/completions=1/hour"
     )
-    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    body = {"model": "fake-echo-1", "messages": [{"role": "user", "content": "hi"}]}
     async with running(without_auth_layers(create_app(settings))) as http:
         first = await http.post("/api/v1/chat/completions", json=body)
         second = await http.post("/api/v1/chat/completions", json=body)

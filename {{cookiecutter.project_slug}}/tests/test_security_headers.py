@@ -85,7 +85,7 @@ async def test_sse_stream_keeps_its_own_cache_control(client: httpx.AsyncClient)
 
 
 async def test_headers_on_streamed_completion(client: httpx.AsyncClient) -> None:
-    body = {"model": "m", "stream": True, **CHAT}
+    body = {"model": "fake-echo-1", "stream": True, **CHAT}
     async with client.stream("POST", "/api/v1/chat/completions", json=body) as response:
         await response.aread()
     assert response.status_code == 200

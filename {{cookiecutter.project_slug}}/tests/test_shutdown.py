@@ -76,7 +76,7 @@ async def start_service(port: int, **env: str) -> asyncio.subprocess.Process:
 async def test_sigterm_ends_open_streams_with_a_final_event() -> None:
     port = free_port()
     process = await start_service(port)
-    body = {"messages": [{"role": "user", "content": "long"}], "max_tokens": 10_000}
+    body = {"messages": [{"role": "user", "content": "long"}], "max_tokens": 4000}
     try:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}", headers=AUTH_HEADERS, timeout=30
@@ -87,7 +87,7 @@ async def test_sigterm_ends_open_streams_with_a_final_event() -> None:
                     return [event.event async for event in iter_events(response)]
 
             async def openai_stream() -> list[str]:
-                payload = {"model": "m", "stream": True, **body}
+                payload = {"model": "fake-echo-1", "stream": True, **body}
                 async with http.stream(
                     "POST", "/api/v1/chat/completions", json=payload
                 ) as response:

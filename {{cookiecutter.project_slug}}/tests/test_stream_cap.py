@@ -21,7 +21,7 @@ from {{cookiecutter.package_name}}.ratelimit.token_bucket import InMemoryRateLim
 # Test helpers come after the package, whatever the package is named.
 from stack_helpers import LONG_CHAT, assert_error_shape, http_client
 
-OPENAI_LONG = {"model": "m", "stream": True, **LONG_CHAT}
+OPENAI_LONG = {"model": "fake-echo-1", "stream": True, **LONG_CHAT}
 
 
 async def open_sse(

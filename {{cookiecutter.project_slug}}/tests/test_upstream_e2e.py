@@ -32,6 +32,7 @@ def provider_settings(upstream: FakeUpstream, **extra: Any) -> dict[str, Any]:
         "llm_provider": "openai",
         "llm_base_url": upstream.base_url,
         "llm_api_key": "sk-test-key",
+        "llm_model": "gpt-test",
         "llm_max_retries": 0,
         **extra,
     }
@@ -71,9 +72,9 @@ async def test_upstream_errors_before_the_first_token(
     async with client_factory(**provider_settings(upstream)) as http:
         response = await http.post("/api/v1/chat/completions", json=OPENAI_CHAT)
     assert response.status_code == status
-    body = response.json()
-    assert body["code"] == code
-    assert set(body) == {"code", "message", "request_id"}
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert set(error) == {"message", "type", "param", "code"}
     assert "sk-test-key" not in response.text
     if status == 429:
         assert response.headers["retry-after"] == "7"
@@ -83,12 +84,13 @@ async def test_upstream_down_is_503(client_factory: Any) -> None:
     settings = {
         "llm_provider": "openai",
         "llm_base_url": "http://127.0.0.1:9/v1",
+        "llm_model": "gpt-test",
         "llm_max_retries": 0,
     }
     async with client_factory(**settings) as http:
         response = await http.post("/api/v1/chat/completions", json=OPENAI_CHAT)
     assert response.status_code == 503
-    assert response.json()["code"] == "upstream_unavailable"
+    assert response.json()["error"]["code"] == "upstream_unavailable"
 
 
 async def test_upstream_drop_mid_stream_is_an_error_event(
@@ -101,3 +103,38 @@ async def test_upstream_drop_mid_stream_is_an_error_event(
     assert [e.event for e in events] == ["token", "token", "error", "done"]
     assert json.loads(events[2].data)["code"] == "upstream_error"
     assert json.loads(events[3].data)["finish_reason"] == "error"
+
+
+async def test_every_parameter_reaches_the_upstream_as_sent(
+    upstream: FakeUpstream, client_factory: Any
+) -> None:
+    """The relay forwards what the client set, and asks for usage whatever the client asked."""
+    upstream.default = StreamScript(tokens=("ok",))
+    sampling = {
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop": ["\n\n", "END"],
+        "seed": 7,
+        "presence_penalty": 0.5,
+        "frequency_penalty": -0.5,
+        "logit_bias": {"50256": -100},
+        "user": "user-42",
+        "metadata": {"team": "search"},
+        "reasoning_effort": "low",
+    }
+    settings = provider_settings(upstream, llm_model="public", llm_models="public=upstream-v2")
+    async with client_factory(**settings) as http:
+        chat = {**OPENAI_CHAT, "model": "public", "stream": False, **sampling}
+        openai_answer = await http.post("/api/v1/chat/completions", json=chat)
+        native = await http.post("/api/v1/chat/stream", json={**CHAT, **sampling, "stop": "END"})
+        unknown = await http.post("/api/v1/chat/completions", json={**chat, "model": "upstream-v2"})
+    assert openai_answer.status_code == 200, openai_answer.text
+    assert openai_answer.json()["model"] == "public"
+    assert native.status_code == 422  # the native API takes a list of stop sequences
+    assert unknown.status_code == 404
+    assert len(upstream.requests) == 1
+    sent = upstream.requests[0].body
+    assert {name: sent[name] for name in sampling} == sampling
+    assert sent["model"] == "upstream-v2"
+    assert sent["max_tokens"] == 8
+    assert sent["stream_options"] == {"include_usage": True}

@@ -17,6 +17,9 @@ from starlette.types import Scope
 
 T = TypeVar("T")
 
+# Where the versioned API lives; health, metrics and docs are outside it.
+API_PREFIX = "/api/v1"
+
 # Close codes for a WebSocket refused by a server without the denial-response
 # extension: 1008 policy violation, 1011 internal error.
 WS_POLICY_VIOLATION = 1008

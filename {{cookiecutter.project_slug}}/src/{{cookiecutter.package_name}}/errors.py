@@ -1,7 +1,11 @@
-"""One error shape for every failure: ``{"code", "message", "request_id"}``.
+"""Error bodies, in the shape of the API a request is for.
 
-Route errors go through FastAPI's exception handlers; middleware answers with
-``send_error`` so that a 413 or a 429 looks exactly like a 422 or a 500.
+The native routes answer ``{"code", "message", "request_id"}``; the
+OpenAI-compatible routes answer OpenAI's ``{"error": {"message", "type", "param",
+"code"}}``, the shape its SDKs read (``ERROR_SHAPES`` says which path speaks
+which). Route errors go through FastAPI's exception handlers; middleware answers
+with ``send_error``, so a 413 or a 429 from a layer looks exactly like an error
+from the route behind it.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from typing import Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,13 +22,14 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
-from .asgi import request_id_of
+from .asgi import API_PREFIX, in_prefix, request_id_of
 from .chat.errors import (
     CapacityExceeded,
     ChatError,
     ContextTooLong,
     GenerationTimeout,
     InvalidGenerationRequest,
+    ModelNotFound,
     ServiceShuttingDown,
     UpstreamError,
     UpstreamRateLimited,
@@ -57,6 +63,7 @@ STATUS_CODES = {
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     InvalidGenerationRequest.code: 400,
     ContextTooLong.code: 400,
+    ModelNotFound.code: 404,
     UpstreamRateLimited.code: 429,
     ChatError.code: 500,
     UpstreamError.code: 502,
@@ -93,7 +100,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
     }
     for status, code in STATUS_CODES.items()
-    if status in (400, 401, 413, 422, 429, 500, 503)
+    if status in (400, 401, 404, 413, 422, 429, 500, 503)
 }
 
 
@@ -115,8 +122,96 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
-def error_payload(code: str, message: str, request_id: str) -> dict[str, str]:
+class OpenAIErrorDetail(BaseModel):
+    message: str = Field(
+        description="Human-readable explanation, safe to show to users.",
+        examples=["The model `gpt-9` does not exist or you do not have access to it."],
+    )
+    type: str = Field(
+        description="Error category, as OpenAI names them.", examples=["invalid_request_error"]
+    )
+    param: str | None = Field(
+        description="The request field the error is about, if any.", examples=["model"]
+    )
+    code: str | None = Field(
+        description="Stable, machine-readable code.", examples=["model_not_found"]
+    )
+
+
+class OpenAIErrorBody(BaseModel):
+    """The body of every error of the OpenAI-compatible routes (request ID in X-Request-ID)."""
+
+    error: OpenAIErrorDetail
+
+
+# OpenAI's error types by status; the official SDKs pick their exception class
+# from the status (400 BadRequestError, 401 AuthenticationError, ...).
+OPENAI_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+# The OpenAI-compatible routes document OpenAI's error body.
+OPENAI_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {
+        "description": code.replace("_", " ").capitalize(),
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/OpenAIErrorBody"}}
+        },
+    }
+    for status, code in STATUS_CODES.items()
+    if status in (400, 401, 404, 413, 429, 500, 503)
+}
+
+
+class ErrorShape(Protocol):
+    def __call__(
+        self, status: int, code: str, message: str, request_id: str, param: str | None
+    ) -> dict[str, object]: ...
+
+
+def native_error(
+    status: int, code: str, message: str, request_id: str, param: str | None
+) -> dict[str, object]:
     return {"code": code, "message": message, "request_id": request_id}
+
+
+def openai_error(
+    status: int, code: str, message: str, request_id: str, param: str | None
+) -> dict[str, object]:
+    kind = OPENAI_ERROR_TYPES.get(
+        status, "server_error" if status >= 500 else "invalid_request_error"
+    )
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+# Which error shape each API speaks, by path prefix; every other path is native.
+ERROR_SHAPES: tuple[tuple[str, ErrorShape], ...] = (
+    (API_PREFIX + "/chat/completions", openai_error),
+    (API_PREFIX + "/models", openai_error),
+)
+# Validation failures: OpenAI's clients expect a 400 that names the field.
+VALIDATION_STATUS = {openai_error: 400}
+
+
+def shape_for(path: str) -> ErrorShape:
+    for prefix, shape in ERROR_SHAPES:
+        if in_prefix(path, prefix):
+            return shape
+    return native_error
+
+
+def error_payload(code: str, message: str, request_id: str) -> dict[str, object]:
+    """The native body (for transports that are not HTTP routes)."""
+    return native_error(0, code, message, request_id, None)
 
 
 def error_response(
@@ -125,8 +220,10 @@ def error_response(
     code: str,
     message: str,
     headers: dict[str, str] | None = None,
+    param: str | None = None,
 ) -> JSONResponse:
-    payload = error_payload(code, message, request_id_of(request.scope))
+    shape = shape_for(request.scope["path"])
+    payload = shape(status_code, code, message, request_id_of(request.scope), param)
     return JSONResponse(payload, status_code=status_code, headers=headers)
 
 
@@ -137,9 +234,11 @@ async def send_error(
     message: str,
     request_id: str,
     headers: Iterable[tuple[bytes, bytes]] = (),
+    *,
+    path: str = "",
 ) -> None:
-    """Answer from pure ASGI middleware with the standard error body."""
-    body = json.dumps(error_payload(code, message, request_id)).encode()
+    """Answer from pure ASGI middleware with the error body of ``path``'s API."""
+    body = json.dumps(shape_for(path)(status_code, code, message, request_id, None)).encode()
     raw = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -169,18 +268,36 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    problems = exc.errors()
+    status = VALIDATION_STATUS.get(shape_for(request.scope["path"]), 422)
     return error_response(
         request,
-        422,
+        status,
         "validation_error",
-        describe_problems(exc.errors()) or "The request is invalid.",
+        describe_problems(problems) or "The request is invalid.",
+        param=field_of(problems),
     )
+
+
+def field_of(problems: object) -> str | None:
+    """The first problem's field, as a dotted path inside the body (``messages.0.role``)."""
+    if not isinstance(problems, list | tuple) or not problems:
+        return None
+    location = [str(part) for part in problems[0].get("loc", ())]
+    if location[:1] == ["body"]:
+        location = location[1:]
+    return ".".join(location) or None
 
 
 async def _on_chat_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChatError)
     return error_response(
-        request, http_status_of(exc), exc.code, exc.message, chat_error_headers(exc)
+        request,
+        http_status_of(exc),
+        exc.code,
+        exc.message,
+        chat_error_headers(exc),
+        param=exc.param,
     )
 
 

@@ -14,6 +14,7 @@ from . import __version__
 from .api import health
 from .api.openapi import register_stream_models
 from .api.v1.router import router as v1_router
+from .asgi import API_PREFIX
 from .auth.api_keys import ApiKeyStore
 from .auth.authenticators import ApiKeyAuthenticator, Authenticator
 from .chat.providers.factory import build_provider
@@ -35,8 +36,6 @@ from .observability.metrics import Metrics
 from .ratelimit.factory import build_rate_limiter
 from .ratelimit.policy import RateLimitPolicy
 from .settings import Settings, get_settings
-
-API_PREFIX = "/api/v1"
 
 
 def build_api_keys(settings: Settings) -> ApiKeyStore | None:
@@ -86,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     core = ChatService(
         build_provider(settings),
         default_model=settings.llm_model,
+        models=settings.models,
         default_max_tokens=settings.default_max_tokens,
         max_tokens_limit=settings.max_tokens_limit,
         first_token_timeout=settings.first_token_timeout,

@@ -66,6 +66,10 @@ class ServiceSettings(BaseSettings):
     llm_base_url: str = "https://api.openai.com/v1"
     llm_api_key: SecretStr = SecretStr("")
     llm_model: str = "fake-echo-1"
+    # The models offered, comma-separated: "name", or "name=upstream-name" to serve
+    # an upstream model under another name. Empty: LLM_MODEL alone. Anything else
+    # is refused (404 model_not_found) and never reaches the upstream.
+    llm_models: CommaList = Field(default_factory=list)
     llm_max_concurrency: int = Field(default=100, ge=1, le=10_000)
     llm_connect_timeout: float = Field(default=5.0, gt=0)
     llm_read_timeout: float = Field(default=60.0, gt=0)
@@ -105,6 +109,7 @@ class ServiceSettings(BaseSettings):
 
     _split = field_validator(
         "cors_origins",
+        "llm_models",
         "rate_limit_routes",
         "trusted_proxies",
         "api_keys",
@@ -126,6 +131,19 @@ class ServiceSettings(BaseSettings):
             if not sep or not name.strip():
                 raise ValueError(f"{pair!r} is not a 'name=limit' pair")
             _check_limit(limit.strip())
+        return value
+
+    @field_validator("llm_models")
+    @classmethod
+    def _valid_models(cls, value: list[str]) -> list[str]:
+        public: set[str] = set()
+        for entry in value:
+            name, sep, upstream = (part.strip() for part in entry.partition("="))
+            if not name or (sep and not upstream) or len(name) > 200 or len(upstream) > 200:
+                raise ValueError(f"{entry!r} is not 'name' or 'name=upstream-name'")
+            if name in public:
+                raise ValueError(f"{name!r} is listed twice")
+            public.add(name)
         return value
 
     @field_validator("trusted_proxies")
@@ -172,6 +190,8 @@ class ServiceSettings(BaseSettings):
     def _safe_combination(self) -> ServiceSettings:
         if self.cors_allow_credentials and "*" in self.cors_origins:
             raise ValueError("CORS_ORIGINS='*' cannot be combined with CORS_ALLOW_CREDENTIALS=true")
+        if self.llm_models and self.llm_model not in self.models:
+            raise ValueError("LLM_MODEL must be one of the names in LLM_MODELS")
         if self.default_max_tokens > self.max_tokens_limit:
             raise ValueError("DEFAULT_MAX_TOKENS must not exceed MAX_TOKENS_LIMIT")
         if self.llm_provider == "openai" and not self.llm_base_url.startswith(
@@ -189,6 +209,13 @@ class ServiceSettings(BaseSettings):
             ):
                 raise ValueError("API_KEY_PEPPER must be set to a secret value in production")
         return self
+
+    @property
+    def models(self) -> dict[str, str]:
+        """Each public model name and the upstream's name for it."""
+        entries = self.llm_models or [self.llm_model]
+        pairs = (entry.partition("=") for entry in entries)
+        return {name.strip(): (upstream.strip() or name.strip()) for name, _, upstream in pairs}
 
     @property
     def is_production(self) -> bool:

@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from ..chat.messages import DoneMessage, ErrorMessage, TokenMessage, UsageMessage
-from ..errors import ErrorBody
+from ..errors import ErrorBody, OpenAIErrorBody
 from .v1.openai_models import ChatCompletionChunk
 
 STREAM_MODELS: tuple[type[BaseModel], ...] = (
@@ -27,6 +27,7 @@ STREAM_MODELS: tuple[type[BaseModel], ...] = (
     ErrorMessage,
     ChatCompletionChunk,
     ErrorBody,
+    OpenAIErrorBody,
 )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from .api_keys import ApiKeyStore, KeyCheck
+from .credentials import split_bearer
 from .principal import Principal
 
 
@@ -37,7 +38,8 @@ class Authenticator(Protocol):
 
 
 class ApiKeyAuthenticator:
-    """``x-api-key`` metadata checked against the same HMAC digests as the HTTP layer."""
+    """``x-api-key`` (or ``authorization: Bearer <key>``) metadata, checked against the
+    same HMAC digests as the HTTP layer."""
 
     name = "api_key"
     required = True
@@ -47,6 +49,9 @@ class ApiKeyAuthenticator:
 
     async def authenticate(self, metadata: Mapping[str, str]) -> Principal | None:
         presented = metadata.get("x-api-key")
+        if presented is None:
+            authorization = metadata.get("authorization")
+            presented = split_bearer(authorization) if authorization is not None else None
         if presented is None:
             return None
         result = self._store.check(presented.strip())

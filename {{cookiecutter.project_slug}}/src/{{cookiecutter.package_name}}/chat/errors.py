@@ -14,15 +14,28 @@ class ChatError(Exception):
     code = "generation_failed"
     default_message = "The generation failed."
 
-    def __init__(self, message: str | None = None, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+        param: str | None = None,
+    ) -> None:
         self.message = message or self.default_message
         self.retry_after = retry_after
+        # The request field the error is about, when there is one.
+        self.param = param
         super().__init__(self.message)
 
 
 class InvalidGenerationRequest(ChatError):
     code = "invalid_request"
     default_message = "The request cannot be served."
+
+
+class ModelNotFound(ChatError):
+    code = "model_not_found"
+    default_message = "The model does not exist or is not offered by this service."
 
 
 class ContextTooLong(ChatError):

@@ -4,12 +4,47 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 
 MAX_MESSAGES = 256
 MAX_MESSAGE_CHARS = 100_000
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 64
+MAX_LOGIT_BIAS = 300
+MAX_METADATA = 16
+
+
+def _token_ids(value: dict[str, int]) -> dict[str, int]:
+    for token in value:
+        if not token.isdigit():
+            raise ValueError(f"{token!r} is not a token ID")
+    return value
+
+
+# Shared by every transport's request model, so that what one accepts the core accepts.
+StopSequence = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+StopSequences = Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)]
+LogitBias = Annotated[
+    dict[str, Annotated[int, Field(ge=-100, le=100)]],
+    Field(max_length=MAX_LOGIT_BIAS),
+    AfterValidator(_token_ids),
+]
+Metadata = Annotated[
+    dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]],
+    Field(max_length=MAX_METADATA),
+]
+Seed = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
 def integral_number(value: object) -> object:
@@ -72,8 +107,60 @@ class ChatRequest(BaseModel):
         description="Sampling temperature, passed to the provider.",
         examples=[0.7],
     )
+    top_p: StrictFloat | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Nucleus sampling: the probability mass to sample from.",
+        examples=[0.9],
+    )
+    stop: StopSequences | None = Field(
+        default=None,
+        description=(
+            "Up to 4 sequences that end the answer; the answer leaves them out and "
+            "finishes with `stop`."
+        ),
+        examples=[["\n\n"]],
+    )
+    seed: Seed | None = Field(
+        default=None,
+        description="Ask for the same answer to the same request (best effort upstream).",
+        examples=[42],
+    )
+    presence_penalty: StrictFloat | None = Field(
+        default=None,
+        ge=-2.0,
+        le=2.0,
+        description="Penalise tokens already present.",
+        examples=[0.5],
+    )
+    frequency_penalty: StrictFloat | None = Field(
+        default=None, ge=-2.0, le=2.0, description="Penalise frequent tokens.", examples=[0.5]
+    )
+    logit_bias: LogitBias | None = Field(
+        default=None,
+        description="Token ID (as a string) to a bias from -100 to 100.",
+        examples=[{"50256": -100}],
+    )
+    user: str | None = Field(
+        default=None,
+        max_length=256,
+        description="An end-user identifier, passed to the provider.",
+        examples=["user-42"],
+    )
+    metadata: Metadata | None = Field(
+        default=None,
+        description="Up to 16 string pairs, passed to the provider.",
+        examples=[{"team": "search"}],
+    )
 
-    _integral = field_validator("max_tokens", mode="before")(integral_number)
+    reasoning_effort: ReasoningEffort | None = Field(
+        default=None,
+        description="How hard a reasoning model thinks, passed to the provider.",
+        examples=["low"],
+    )
+
+    _integral = field_validator("max_tokens", "seed", mode="before")(integral_number)
 
 
 FinishReason = Literal["stop", "length", "cancelled", "error", "shutdown"]

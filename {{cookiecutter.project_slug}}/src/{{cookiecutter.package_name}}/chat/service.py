@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from .errors import ChatError, GenerationTimeout, ServiceShuttingDown
+from .errors import (
+    ChatError,
+    GenerationTimeout,
+    InvalidGenerationRequest,
+    ModelNotFound,
+    ServiceShuttingDown,
+)
 from .models import (
     ChatEvent,
     ChatRequest,
@@ -101,6 +107,7 @@ class ChatService:
         provider: LLMProvider,
         *,
         default_model: str,
+        models: Mapping[str, str] | None = None,
         default_max_tokens: int,
         max_tokens_limit: int,
         first_token_timeout: float,
@@ -109,6 +116,8 @@ class ChatService:
     ) -> None:
         self.provider = provider
         self._default_model = default_model
+        # Public name -> the upstream's name for it; nothing else is served.
+        self._models = dict(models) if models else {default_model: default_model}
         self._default_max_tokens = default_max_tokens
         self._max_tokens_limit = max_tokens_limit
         self._first_token_timeout = first_token_timeout
@@ -132,10 +141,35 @@ class ChatService:
         """Refuse new generations and end running ones with a final event."""
         self._shutdown.set()
 
+    @property
+    def models(self) -> list[str]:
+        """The public model names this service offers."""
+        return list(self._models)
+
     def params(self, request: ChatRequest) -> GenerationParams:
-        max_tokens = min(request.max_tokens or self._default_max_tokens, self._max_tokens_limit)
+        """Resolve the request's defaults; refuse what this service does not offer.
+
+        Raises ``ModelNotFound`` for a model not on the list (it never reaches the
+        provider) and ``InvalidGenerationRequest`` for ``max_tokens`` above the limit.
+        """
+        name = request.model or self._default_model
+        upstream = self._models.get(name)
+        if upstream is None:
+            raise ModelNotFound(
+                f"The model `{name}` does not exist or is not offered by this service.",
+                param="model",
+            )
+        limit = self._max_tokens_limit
+        if request.max_tokens is not None and request.max_tokens > limit:
+            raise InvalidGenerationRequest(
+                f"max_tokens is {request.max_tokens}, above this service's limit of {limit}.",
+                param="max_tokens",
+            )
         return GenerationParams(
-            request=request, model=request.model or self._default_model, max_tokens=max_tokens
+            request=request,
+            model=upstream,
+            public_model=name,
+            max_tokens=request.max_tokens or self._default_max_tokens,
         )
 
     async def stream(
@@ -147,9 +181,10 @@ class ChatService:
         it raises ``ChatError`` instead, so that a transport that has not answered
         yet can still answer with a plain error status.
         """
+        params = self.params(request)
         if not await_first:
-            return Generation(None, self._events(request, transport, "never"))
-        events = self._events(request, transport, "before_output")
+            return Generation(None, self._events(params, transport, "never"))
+        events = self._events(params, transport, "before_output")
         try:
             first = await anext(events)
         except BaseException:
@@ -162,8 +197,8 @@ class ChatService:
         parts: list[str] = []
         usage = UsageEvent(prompt_tokens=0, completion_tokens=0)
         finish: FinishReason = "stop"
-        params_model = self.params(request).model
-        async for event in self._events(request, transport, "always"):
+        params = self.params(request)
+        async for event in self._events(params, transport, "always"):
             if isinstance(event, TokenEvent):
                 parts.append(event.text)
             elif isinstance(event, UsageEvent):
@@ -173,11 +208,11 @@ class ChatService:
             else:
                 finish = event.finish_reason
         return Completion(
-            text="".join(parts), usage=usage, finish_reason=finish, model=params_model
+            text="".join(parts), usage=usage, finish_reason=finish, model=params.public_model
         )
 
     async def _events(
-        self, request: ChatRequest, transport: str, raise_failures: RaiseFailures
+        self, params: GenerationParams, transport: str, raise_failures: RaiseFailures
     ) -> AsyncGenerator[ChatEvent, None]:
         # One generator from provider chunks to events, errors included: every
         # layer of async generator costs about a microsecond per token.
@@ -187,8 +222,8 @@ class ChatService:
             yield ErrorEvent(ServiceShuttingDown.code, ServiceShuttingDown.default_message)
             yield DoneEvent(finish_reason="error")
             return
-        params = self.params(request)
-        record = GenerationRecord(transport=transport, model=params.model)
+        request = params.request
+        record = GenerationRecord(transport=transport, model=params.public_model)
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self._generation_timeout

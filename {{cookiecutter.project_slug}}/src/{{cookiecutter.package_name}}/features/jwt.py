@@ -113,7 +113,8 @@ class JwtFeature(Feature):
                 )
 
         setup.auth_layers.append(ConfiguredJwtMiddleware)
-        setup.authenticators.append(JwtAuthenticator(verifier))
+        # First: a bearer JWT is this one's; any other bearer value is an API key.
+        setup.authenticators.insert(0, JwtAuthenticator(verifier))
 
     def install(self, app: FastAPI, wiring: Wiring) -> None:
         settings = wiring.settings

@@ -60,7 +60,7 @@ async def models(info: Context) -> list[ModelType]:
     context = info.context
     await context.charge("graphql:models")
     settings = context.settings
-    return [ModelType(id=settings.llm_model, created=0, owned_by=settings.app_name)]
+    return [ModelType(id=name, created=0, owned_by=settings.app_name) for name in settings.models]
 
 
 async def chat(info: Context, input: ChatInput) -> ChatCompletion:

@@ -1,8 +1,8 @@
 """GraphQL types, built from the REST API's Pydantic models wherever Strawberry allows.
 
 The chat input is ``ChatRequest`` itself (its field descriptions and validation
-included); the stream events are the SSE/WebSocket wire models of
-``api/v1/events.py``; ``Model`` and ``Usage`` are the OpenAI-compatible API's.
+included; its maps are JSON objects, as GraphQL has no map type); the stream
+events, ``Model`` and ``Usage`` are the wire messages of ``chat/messages.py``.
 Only what has no Pydantic model (the service info, a whole completion) is
 declared here. The ``type`` discriminators of the wire models are left out: a
 union member's ``__typename`` says the same.
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 import strawberry
 from pydantic import BaseModel
 from strawberry.experimental import pydantic as from_pydantic
+from strawberry.scalars import JSON
 
 from ..chat.messages import DoneMessage, ErrorMessage, ModelCard, TokenMessage, UsageMessage
 from ..chat.messages import Usage as UsageModel
@@ -65,7 +66,18 @@ class MessageInput(PydanticBacked[Message]):
     description="What to generate: the same fields as the REST ChatRequest.",
 )
 class ChatInput(PydanticBacked[ChatRequest]):
-    pass
+    # GraphQL has no map type and no string enums from a Literal: these three are
+    # declared here, and ChatRequest validates them as it does for REST.
+    logit_bias: JSON | None = strawberry.field(
+        default=None, description="Token ID (a string) to a bias from -100 to 100."
+    )
+    metadata: JSON | None = strawberry.field(
+        default=None, description="Up to 16 string pairs, passed to the provider."
+    )
+    reasoning_effort: str | None = strawberry.field(
+        default=None,
+        description="none, minimal, low, medium, high or xhigh, passed to the provider.",
+    )
 
 
 # --- stream events -------------------------------------------------------------

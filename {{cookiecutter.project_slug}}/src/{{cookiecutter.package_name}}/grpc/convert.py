@@ -14,7 +14,6 @@ ROLES: dict[int, str] = {
     chat_pb2.ROLE_USER: "user",
     chat_pb2.ROLE_ASSISTANT: "assistant",
 }
-# How many validation problems a refusal names; the rest are counted.
 
 
 def chat_request(message: chat_pb2.ChatRequest) -> ChatRequest:
@@ -32,6 +31,22 @@ def chat_request(message: chat_pb2.ChatRequest) -> ChatRequest:
             "model": message.model if message.HasField("model") else None,
             "max_tokens": message.max_tokens if message.HasField("max_tokens") else None,
             "temperature": message.temperature if message.HasField("temperature") else None,
+            "top_p": message.top_p if message.HasField("top_p") else None,
+            # Repeated and map fields have no presence: empty means not given.
+            "stop": list(message.stop) or None,
+            "seed": message.seed if message.HasField("seed") else None,
+            "presence_penalty": (
+                message.presence_penalty if message.HasField("presence_penalty") else None
+            ),
+            "frequency_penalty": (
+                message.frequency_penalty if message.HasField("frequency_penalty") else None
+            ),
+            "logit_bias": dict(message.logit_bias) or None,
+            "user": message.user if message.HasField("user") else None,
+            "metadata": dict(message.metadata) or None,
+            "reasoning_effort": (
+                message.reasoning_effort if message.HasField("reasoning_effort") else None
+            ),
         }
     )
 

@@ -11,6 +11,7 @@ from ..chat.errors import (
     ContextTooLong,
     GenerationTimeout,
     InvalidGenerationRequest,
+    ModelNotFound,
     ServiceShuttingDown,
     UpstreamRateLimited,
     UpstreamUnavailable,
@@ -26,6 +27,7 @@ STATUS_BY_CODE: dict[str, grpc.StatusCode] = {
     UpstreamRateLimited.code: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ContextTooLong.code: grpc.StatusCode.INVALID_ARGUMENT,
     InvalidGenerationRequest.code: grpc.StatusCode.INVALID_ARGUMENT,
+    ModelNotFound.code: grpc.StatusCode.NOT_FOUND,
 }
 
 # Trailing metadata naming the core's error code, so that clients can tell

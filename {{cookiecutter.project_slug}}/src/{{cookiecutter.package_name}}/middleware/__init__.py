@@ -41,10 +41,18 @@ async def deny(
     """
     request_id = request_id_of(scope)
     if scope["type"] == "http":
-        await send_error(send, status, code, message, request_id, headers)
+        await send_error(send, status, code, message, request_id, headers, path=scope["path"])
         return
     if "websocket.http.response" in (scope.get("extensions") or {}):
-        await send_error(_as_websocket_denial(send), status, code, message, request_id, headers)
+        await send_error(
+            _as_websocket_denial(send),
+            status,
+            code,
+            message,
+            request_id,
+            headers,
+            path=scope["path"],
+        )
         return
     close_code = WS_INTERNAL_ERROR if status >= 500 else WS_POLICY_VIOLATION
     # The close reason must fit in a control frame (123 bytes).

@@ -1,4 +1,7 @@
-"""``X-API-Key`` authentication for the versioned API, HTTP and WebSocket.
+"""API-key authentication for the versioned API, HTTP and WebSocket.
+
+The key comes in ``X-API-Key`` or, as OpenAI's and Anthropic's clients send it,
+``Authorization: Bearer <key>``.
 
 Active only when ``API_KEYS`` is configured. Health, metrics and the docs live
 outside ``/api/v1`` and stay open. A caller already authenticated by an earlier
@@ -14,12 +17,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..asgi import get_header, in_prefix
 from ..auth.api_keys import ApiKeyStore, KeyCheck, key_prefix
+from ..auth.credentials import split_bearer
 from ..auth.principal import get_principal, set_principal
 from . import deny
 
 HEADER = b"x-api-key"
 QUERY_NAMES = frozenset({"api_key", "key", "apikey", "api-key"})
-CHALLENGE = [(b"www-authenticate", b'ApiKey header="X-API-Key"')]
+CHALLENGE = [
+    (b"www-authenticate", b'Bearer realm="api"'),
+    (b"www-authenticate", b'ApiKey header="X-API-Key"'),
+]
+MISSING = "An API key is required: send Authorization: Bearer <key> or an X-API-Key header."
 
 log = structlog.get_logger("auth")
 
@@ -61,11 +69,14 @@ class ApiKeyMiddleware:
 
         raw = get_header(scope, HEADER)
         if raw is None:
-            await deny(
-                scope, send, 401, "unauthorized", "An X-API-Key header is required.", CHALLENGE
-            )
-            return
-        presented = raw.decode("latin-1").strip()
+            authorization = get_header(scope, b"authorization")
+            bearer = split_bearer(authorization.decode("latin-1")) if authorization else None
+            if not bearer:
+                await deny(scope, send, 401, "unauthorized", MISSING, CHALLENGE)
+                return
+            presented = bearer
+        else:
+            presented = raw.decode("latin-1").strip()
         result = store.check(presented)
         if result.check is KeyCheck.OK and result.principal is not None:
             set_principal(scope, result.principal)

@@ -129,3 +129,16 @@ async def test_graphiql_is_served_in_development_with_its_own_csp(live_server: A
     assert "frame-ancestors 'none'" in csp
     # Queries go in POST bodies only: a URL ends up in logs and caches.
     assert query.status_code == 400
+
+
+async def test_sampling_fields_and_the_model_list_reach_the_core(live_server: Any) -> None:
+    server = await live_server()
+    messages = [{"role": "user", "content": "alpha beta gamma"}]
+    stopped_input = {"messages": messages, "maxTokens": 5, "stop": [" gamma"], "seed": 0}
+    unknown_input = {"messages": messages, "model": "gpt-9"}
+    async with http_client(server.url, headers=server.headers) as http:
+        _, stopped = await graphql(http, CHAT_MUTATION, {"input": stopped_input})
+        _, unknown = await graphql(http, CHAT_MUTATION, {"input": unknown_input})
+    chat = stopped["data"]["chat"]
+    assert (chat["text"], chat["finishReason"]) == ("alpha beta", "stop")
+    assert unknown["errors"][0]["extensions"]["code"] == "model_not_found"

@@ -80,7 +80,8 @@ async def test_stream_and_unary_give_the_same_tokens_as_sse(make_settings: Setti
 
 
 async def test_request_fields_reach_the_core(make_settings: SettingsFactory) -> None:
-    async with serving_grpc(grpc_app(make_settings, default_max_tokens=3)) as client:
+    app = grpc_app(make_settings, default_max_tokens=3, llm_models="fake-echo-1,other-model")
+    async with serving_grpc(app) as client:
         defaulted = await client.chat.Chat(request(PROMPT), metadata=AUTH_METADATA)
         chosen = await client.chat.Chat(
             request(PROMPT, 5, model="other-model", temperature=0.5), metadata=AUTH_METADATA
@@ -130,6 +131,9 @@ INVALID = [
     pytest.param(request(max_tokens=0), "max_tokens", id="max-tokens-zero"),
     pytest.param(request(max_tokens=40_000), "max_tokens", id="max-tokens-too-big"),
     pytest.param(request(temperature=3.0), "temperature", id="temperature"),
+    pytest.param(request(stop=["a", "b", "c", "d", "e"]), "stop", id="five-stops"),
+    pytest.param(request(logit_bias={"not-a-token": 1}), "logit_bias", id="logit-bias-key"),
+    pytest.param(request(reasoning_effort="extreme"), "reasoning_effort", id="reasoning"),
     pytest.param(
         chat_pb2.ChatRequest(messages=[chat_pb2.Message(content="no role")]),
         "messages.0.role",
@@ -296,3 +300,20 @@ async def test_an_unexpected_failure_is_internal_without_its_details(
     assert len(failures) == 2
     assert SECRET in failures[0]["exception"]
     assert [line["code"] for line in logs.events("grpc.request")] == ["INTERNAL", "INTERNAL"]
+
+
+async def test_sampling_fields_reach_the_core(make_settings: SettingsFactory) -> None:
+    async with serving_grpc(grpc_app(make_settings)) as client:
+        stopped = await client.chat.Chat(
+            request("alpha beta gamma", 5, stop=[" gamma"]), metadata=AUTH_METADATA
+        )
+        seeded = await client.chat.Chat(
+            request("alpha beta gamma", 3, seed=1, top_p=0.5, metadata={"team": "search"}),
+            metadata=AUTH_METADATA,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await client.chat.Chat(request(model="gpt-9"), metadata=AUTH_METADATA)
+    assert (stopped.text, stopped.finish_reason) == ("alpha beta", "stop")
+    assert seeded.text == "beta gamma alpha"
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "gpt-9" in (unknown.value.details() or "")

@@ -52,8 +52,9 @@ async def test_an_api_key_still_works_and_neither_is_refused(client_factory: Any
 async def test_other_transports_authenticate_the_same_way(client_factory: Any) -> None:
     async with client_factory(api_keys=f"ci:{KEY}") as http:
         authenticators = http._transport.app.state.wiring.authenticators
-    assert [a.name for a in authenticators] == ["api_key", "jwt"]
-    jwt_authenticator = authenticators[-1]
+    # A bearer JWT is the JWT authenticator's; any other bearer value an API key.
+    assert [a.name for a in authenticators] == ["jwt", "api_key"]
+    jwt_authenticator = authenticators[0]
     assert jwt_authenticator.required is True
 
     user = await authenticate(authenticators, {"authorization": f"Bearer {hs_token()}"})
@@ -62,9 +63,14 @@ async def test_other_transports_authenticate_the_same_way(client_factory: Any) -
     key = await authenticate(authenticators, {"x-api-key": KEY})
     assert key is not None
     assert key.kind == "api_key"
+    bearer_key = await authenticate(authenticators, {"authorization": f"Bearer {KEY}"})
+    assert bearer_key is not None
+    assert (bearer_key.kind, bearer_key.id) == ("api_key", "ci")
     for metadata, message in [
         ({}, "required"),
-        ({"authorization": "Bearer garbage"}, "Invalid token."),
+        ({"authorization": "Bearer garbage.not.a-jwt"}, "Invalid token."),
+        # Not shaped like a JWT: an API key, and not a valid one.
+        ({"authorization": "Bearer garbage"}, "not valid"),
         ({"authorization": f"Bearer {hs_token(claims_for(exp=now() - 3600))}"}, "expired"),
         ({"authorization": "Bearer " + hs_token(claims_for(typ="refresh"))}, "Invalid token."),
     ]:

@@ -30,7 +30,7 @@ from redis_helpers import (
 )
 from sse_client import Event, iter_events
 
-LONG_CHAT = {"messages": [{"role": "user", "content": "a long answer"}], "max_tokens": 5000}
+LONG_CHAT = {"messages": [{"role": "user", "content": "a long answer"}], "max_tokens": 4000}
 STREAM = "/api/v1/chat/stream"
 LEASE_SECONDS = 3
 

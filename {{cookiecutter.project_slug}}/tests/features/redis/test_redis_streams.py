@@ -23,7 +23,7 @@ from redis_helpers import (
     leases_of_a_crashed_worker,
 )
 
-LONG_CHAT = {"messages": [{"role": "user", "content": "a long answer"}], "max_tokens": 5000}
+LONG_CHAT = {"messages": [{"role": "user", "content": "a long answer"}], "max_tokens": 4000}
 
 
 async def open_stream(stack: AsyncExitStack, http: httpx.AsyncClient) -> AsyncIterator[bytes]:

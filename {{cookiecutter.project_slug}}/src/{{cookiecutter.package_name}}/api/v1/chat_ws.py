@@ -17,8 +17,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette import status
 
+from ...chat.errors import ChatError
 from ...chat.messages import ErrorMessage, event_json
-from ...chat.models import ChatRequest
+from ...chat.models import ChatRequest, DoneEvent, ErrorEvent
 from ...chat.service import ChatService
 from ...validation import describe_problems
 from ..deps import Chat
@@ -104,7 +105,14 @@ class ChatSocket:
         # A client that leaves mid-stream makes send fail; the receive loop sees
         # the disconnect too and ends the connection, so there is nothing to add.
         with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
-            generation = await self.core.stream(request, transport="websocket")
+            try:
+                generation = await self.core.stream(request, transport="websocket")
+            except ChatError as exc:
+                # Refused before it started (an unknown model, say): the same two
+                # messages as a generation that fails.
+                await send(event_json(ErrorEvent(exc.code, exc.message), self.request_id))
+                await send(event_json(DoneEvent("error"), self.request_id))
+                return
             async for event in generation.rest:
                 await send(event_json(event, self.request_id))
 

@@ -11,10 +11,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ...asgi import unless_disconnected
+from ...chat.errors import ChatError, ModelNotFound
 from ...chat.messages import ModelCard, Usage
 from ...chat.models import ChatEvent, DoneEvent, ErrorEvent, TokenEvent, UsageEvent
-from ...errors import ERROR_RESPONSES, ErrorBody
-from ..deps import AppSettings, Chat
+from ...errors import HTTP_STATUS_BY_CODE, OPENAI_ERROR_RESPONSES, OpenAIErrorBody, openai_error
+from ...service_settings import ServiceSettings
+from ..deps import AppSettings, Chat, ChatContext
 from ..openapi import json_text, schema_ref, sse_event_schema
 from ..sse import SSEResponse
 from .openai_models import (
@@ -30,11 +32,7 @@ router = APIRouter(tags=["openai"])
 
 DONE_FRAME = b"data: [DONE]\n\n"
 # What a stream that fails after its first chunk sends before [DONE].
-STREAM_ERROR_CHUNK = {
-    "type": "object",
-    "properties": {"error": schema_ref(ErrorBody)},
-    "required": ["error"],
-}
+STREAM_ERROR_CHUNK = schema_ref(OpenAIErrorBody)
 TOKEN_TAIL = b'},"finish_reason":null}]}\n\n'
 
 
@@ -85,8 +83,9 @@ class OpenAIChunks:
             last = f'{{"index":0,"delta":{{}},"finish_reason":"{_finish(event.finish_reason)}"}}]}}'
             return f"data: {self.head}{last}\n\n".encode() + self.usage_pending
         assert isinstance(event, ErrorEvent)
-        error = {"code": event.code, "message": event.message, "request_id": self.request_id}
-        return f"data: {json.dumps({'error': error})}\n\n".encode()
+        status = HTTP_STATUS_BY_CODE.get(event.code, 500)
+        error = openai_error(status, event.code, event.message, self.request_id, None)
+        return f"data: {json.dumps(error)}\n\n".encode()
 
 
 @router.post(
@@ -118,7 +117,7 @@ class OpenAIChunks:
                 }
             },
         },
-        **ERROR_RESPONSES,
+        **OPENAI_ERROR_RESPONSES,
     },
     openapi_extra={"x-stream-chunk-model": ChatCompletionChunk.__name__},
 )
@@ -128,6 +127,18 @@ async def create_chat_completion(
     chat: Chat,
 ) -> Response | ChatCompletion:
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    try:
+        return await _answer(body, request, chat, completion_id)
+    except ChatError as exc:
+        # The core names its own field; the client may have used the newer name.
+        if exc.param == "max_tokens" and body.max_completion_tokens is not None:
+            exc.param = "max_completion_tokens"
+        raise
+
+
+async def _answer(
+    body: ChatCompletionRequest, request: Request, chat: ChatContext, completion_id: str
+) -> Response | ChatCompletion:
     chat_request = body.to_core()
     if body.stream:
         # Wait for the first token before answering, so that a failure before it
@@ -170,6 +181,30 @@ async def create_chat_completion(
     )
 
 
-@router.get("/models", response_model=ModelList, summary="List models (OpenAI-compatible)")
+def model_card(name: str, settings: ServiceSettings) -> ModelCard:
+    return ModelCard(id=name, created=0, owned_by=settings.app_name)
+
+
+@router.get(
+    "/models",
+    response_model=ModelList,
+    summary="List models (OpenAI-compatible)",
+    responses=OPENAI_ERROR_RESPONSES,
+)
 async def list_models(settings: AppSettings) -> ModelList:
-    return ModelList(data=[ModelCard(id=settings.llm_model, created=0, owned_by=settings.app_name)])
+    return ModelList(data=[model_card(name, settings) for name in settings.models])
+
+
+@router.get(
+    "/models/{model_id:path}",
+    response_model=ModelCard,
+    summary="Retrieve a model (OpenAI-compatible)",
+    responses=OPENAI_ERROR_RESPONSES,
+)
+async def retrieve_model(model_id: str, settings: AppSettings) -> ModelCard:
+    if model_id not in settings.models:
+        raise ModelNotFound(
+            f"The model `{model_id}` does not exist or is not offered by this service.",
+            param="model",
+        )
+    return model_card(model_id, settings)

@@ -11,6 +11,7 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -20,8 +21,14 @@ from ...chat.models import (
     MAX_MESSAGE_CHARS,
     MAX_MESSAGES,
     ChatRequest,
+    LogitBias,
     Message,
+    Metadata,
+    ReasoningEffort,
     Role,
+    Seed,
+    StopSequence,
+    StopSequences,
     integral_number,
 )
 
@@ -69,12 +76,36 @@ class StreamOptions(BaseModel):
     )
 
 
-class ChatCompletionRequest(BaseModel):
-    """An OpenAI Chat Completions request (text only, one choice)."""
+# Chat Completions parameters this service does not serve yet, and the values
+# that ask for nothing (what a client may send by default). Any other value is a
+# 400 that names the field: a 200 that ignored it would be an answer the client
+# did not ask for.
+UNSUPPORTED: dict[str, tuple[object, ...]] = {
+    "tools": (None, []),
+    "tool_choice": (None, "none", "auto"),
+    "parallel_tool_calls": (None, True, False),
+    "functions": (None, []),
+    "function_call": (None, "none", "auto"),
+    "response_format": (None, {"type": "text"}),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
+    "prediction": (None,),
+    "web_search_options": (None,),
+    "store": (None, False),
+    "service_tier": (None, "auto", "default"),
+}
 
-    # Unknown OpenAI parameters are ignored rather than refused, so that SDKs
-    # sending newer optional fields keep working.
-    model_config = ConfigDict(extra="ignore")
+
+class ChatCompletionRequest(BaseModel):
+    """An OpenAI Chat Completions request.
+
+    Every field is honoured, forwarded to the provider, or refused with a 400
+    that names it; unknown fields are refused too.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(max_length=200, description="Model name.", examples=["fake-echo-1"])
     messages: list[OpenAIMessage] = Field(
@@ -108,10 +139,82 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = Field(
         default=None, max_length=256, description="End-user identifier.", examples=["user-42"]
     )
+    top_p: StrictFloat | None = Field(
+        default=None, ge=0, le=1, description="Nucleus sampling mass.", examples=[0.9]
+    )
+    stop: StopSequence | StopSequences | None = Field(
+        default=None,
+        description="A sequence, or up to 4, that end the answer (left out of it).",
+        examples=[["\n\n"]],
+    )
+    seed: Seed | None = Field(
+        default=None, description="Same seed, same answer (best effort upstream).", examples=[42]
+    )
+    presence_penalty: StrictFloat | None = Field(
+        default=None, ge=-2, le=2, description="Penalise tokens already present.", examples=[0.5]
+    )
+    frequency_penalty: StrictFloat | None = Field(
+        default=None, ge=-2, le=2, description="Penalise frequent tokens.", examples=[0.5]
+    )
+    logit_bias: LogitBias | None = Field(
+        default=None,
+        description="Token ID (a string) to a bias from -100 to 100.",
+        examples=[{"50256": -100}],
+    )
+    metadata: Metadata | None = Field(
+        default=None, description="Up to 16 string pairs.", examples=[{"team": "search"}]
+    )
+    reasoning_effort: ReasoningEffort | None = Field(
+        default=None, description="How hard a reasoning model thinks.", examples=["low"]
+    )
+    # Parameters not served yet (see UNSUPPORTED): accepted only with values that ask
+    # for nothing.
+    tools: object = Field(
+        default=None, description="Not supported yet: must be empty.", examples=[[]]
+    )
+    tool_choice: object = Field(
+        default=None, description="`none` or `auto` only, without tools.", examples=["none"]
+    )
+    parallel_tool_calls: object = Field(
+        default=None, description="Has no effect without tools.", examples=[True]
+    )
+    functions: object = Field(
+        default=None, description="Not supported: must be empty.", examples=[[]]
+    )
+    function_call: object = Field(
+        default=None, description="`none` or `auto` only.", examples=["none"]
+    )
+    response_format: object = Field(
+        default=None, description='Only `{"type": "text"}`.', examples=[{"type": "text"}]
+    )
+    logprobs: object = Field(
+        default=None, description="Not supported yet: must be false.", examples=[False]
+    )
+    top_logprobs: object = Field(
+        default=None, description="Not supported yet: must be 0.", examples=[0]
+    )
+    modalities: object = Field(default=None, description='Only `["text"]`.', examples=[["text"]])
+    audio: object = Field(default=None, description="Not supported.", examples=[None])
+    prediction: object = Field(default=None, description="Not supported.", examples=[None])
+    web_search_options: object = Field(default=None, description="Not supported.", examples=[None])
+    store: object = Field(
+        default=None, description="This service stores nothing: false only.", examples=[False]
+    )
+    service_tier: object = Field(
+        default=None, description="`auto` or `default` only.", examples=["auto"]
+    )
 
-    _integral = field_validator("max_tokens", "max_completion_tokens", "n", mode="before")(
+    _integral = field_validator("max_tokens", "max_completion_tokens", "n", "seed", mode="before")(
         integral_number
     )
+
+    @field_validator(*UNSUPPORTED)
+    @classmethod
+    def _refuse_unsupported(cls, value: object, info: ValidationInfo) -> object:
+        allowed = UNSUPPORTED[str(info.field_name)]
+        if any(value == harmless and type(value) is type(harmless) for harmless in allowed):
+            return value
+        raise ValueError(f"{info.field_name} is not supported by this service")
 
     def to_core(self) -> ChatRequest:
         return ChatRequest(
@@ -124,6 +227,15 @@ class ChatCompletionRequest(BaseModel):
             model=self.model,
             max_tokens=self.max_completion_tokens or self.max_tokens,
             temperature=self.temperature,
+            top_p=self.top_p,
+            stop=[self.stop] if isinstance(self.stop, str) else self.stop,
+            seed=self.seed,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            logit_bias=self.logit_bias,
+            user=self.user,
+            metadata=self.metadata,
+            reasoning_effort=self.reasoning_effort,
         )
 
 

@@ -23,9 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ...asgi import get_header, in_prefix, state_of
 from ...middleware import deny
+from ..credentials import looks_like_jwt, split_bearer
 from ..principal import Principal, set_principal
 from .keys import KeysUnavailable
-from .verify import MAX_TOKEN_BYTES, InvalidToken, TokenVerifier, split_bearer
+from .verify import MAX_TOKEN_BYTES, InvalidToken, TokenVerifier
 
 SUBPROTOCOL = "bearer"
 CLAIMS_STATE_KEY = "claims"
@@ -119,6 +120,15 @@ class JwtMiddleware:
         except InvalidToken as exc:
             await self._refuse_invalid(scope, send, exc)
             return
+        if (
+            credential is not None
+            and self.api_keys_enabled
+            and not credential.via_subprotocol
+            and not looks_like_jwt(credential.token)
+        ):
+            # A bearer value that is no JWT is an API key: the API-key layer checks it.
+            await self.app(scope, receive, send)
+            return
         if credential is None:
             if self.api_keys_enabled and get_header(scope, b"x-api-key") is not None:
                 await self.app(scope, receive, send)
@@ -178,7 +188,10 @@ class JwtMiddleware:
         message = "A bearer token is required (Authorization: Bearer <token>)."
         if self.api_keys_enabled:
             challenges.append(API_KEY_CHALLENGE)
-            message = "Authentication is required: send a bearer token or an X-API-Key header."
+            message = (
+                "Authentication is required: send a bearer token (a JWT or an API key) "
+                "or an X-API-Key header."
+            )
         await deny(scope, send, 401, "unauthorized", message, challenges)
 
 

@@ -41,14 +41,6 @@ class ExpiredToken(InvalidToken):
     message = "The token has expired."
 
 
-def split_bearer(value: str) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` value; ``None`` for other schemes."""
-    scheme, _, credentials = value.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return credentials.strip()
-
-
 class TokenVerifier:
     def __init__(
         self,

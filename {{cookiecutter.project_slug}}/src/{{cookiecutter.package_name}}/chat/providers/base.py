@@ -34,7 +34,9 @@ class GenerationParams:
     """A request with every default resolved by the core."""
 
     request: ChatRequest
+    # The upstream's name for the model, and the name the client asked for.
     model: str
+    public_model: str
     max_tokens: int
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Iterator
 
+from ..models import FinishReason
 from .base import GenerationParams, ProviderChunk, ProviderFinish, ProviderUsage
 
 FALLBACK_WORDS = ("lorem", "ipsum", "dolor", "sit", "amet")
@@ -25,16 +26,72 @@ def fake_tokens(params: GenerationParams) -> Iterator[str]:
 
     Made one at a time, like a real model's: a stream holds the prompt's words,
     never a list of its whole answer (``max_tokens`` may be tens of thousands).
+    A ``seed`` picks the word to start from: the same seed, the same answer.
     """
     words = prompt_words(params)
     spaced = [" " + word for word in words]
     count = len(words)
+    start = (params.request.seed or 0) % count
     for index in range(params.max_tokens):
-        yield spaced[index % count] if index else words[0]
+        yield spaced[(start + index) % count] if index else words[start]
+
+
+def held_prefix(text: str, stops: list[str]) -> int:
+    """How many characters at the end of ``text`` could begin a stop sequence."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:size]):
+                longest = size
+                break
+    return longest
+
+
+def until_stop(tokens: Iterator[str], stops: list[str]) -> Iterator[str]:
+    """The tokens' text up to the first stop sequence, which is left out.
+
+    Text that might begin a stop sequence is held back until the next token
+    settles it, as a model's server does: the client never sees part of one.
+    """
+    held = ""
+    for token in tokens:
+        held += token
+        cut = min((i for i in (held.find(stop) for stop in stops) if i >= 0), default=-1)
+        if cut >= 0:
+            if cut:
+                yield held[:cut]
+            raise StopSequenceFound()
+        keep = held_prefix(held, stops)
+        if len(held) > keep:
+            yield held[: len(held) - keep]
+            held = held[len(held) - keep :]
+    if held:
+        yield held
+
+
+class StopSequenceFound(Exception):
+    """The answer reached a stop sequence."""
+
+
+class Counted:
+    """An iterator that counts what it has handed out (the tokens a stop cut short)."""
+
+    def __init__(self, items: Iterator[str]) -> None:
+        self._items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        item = next(self._items)
+        self.count += 1
+        return item
 
 
 class FakeProvider:
-    """Streams the prompt's words back, exactly ``max_tokens`` of them.
+    """Streams the prompt's words back, exactly ``max_tokens`` of them, or up to a stop
+    sequence (``finish_reason`` ``stop``).
 
     ``delay_ms`` is the pause between tokens and ``first_token_delay_ms`` the pause
     before the first one; with both at zero the stream is unpaced, which is what
@@ -56,13 +113,28 @@ class FakeProvider:
             if self._first_delay:
                 await asyncio.sleep(self._first_delay)
             delay = self._delay
-            for index, token in enumerate(fake_tokens(params)):
-                if index and delay:
-                    await asyncio.sleep(delay)
-                yield token
+            stops = params.request.stop
+            finish: FinishReason = "length"
+            completion = params.max_tokens
+            if not stops:
+                # The plain path stays a bare loop: it is every benchmark's hot path.
+                for index, token in enumerate(fake_tokens(params)):
+                    if index and delay:
+                        await asyncio.sleep(delay)
+                    yield token
+            else:
+                made = Counted(fake_tokens(params))
+                try:
+                    for index, text in enumerate(until_stop(made, stops)):
+                        if index and delay:
+                            await asyncio.sleep(delay)
+                        yield text
+                except StopSequenceFound:
+                    finish = "stop"
+                completion = made.count
             prompt = sum(len(m.content.split()) for m in params.request.messages)
-            yield ProviderUsage(prompt_tokens=prompt, completion_tokens=params.max_tokens)
-            yield ProviderFinish("length")
+            yield ProviderUsage(prompt_tokens=prompt, completion_tokens=completion)
+            yield ProviderFinish(finish)
         finally:
             self.active -= 1
 

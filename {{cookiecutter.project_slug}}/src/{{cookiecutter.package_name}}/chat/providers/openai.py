@@ -244,6 +244,20 @@ class _ChunkParser:
         return None
 
 
+FORWARDED = (
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "user",
+    "metadata",
+    "reasoning_effort",
+)
+
+
 def _payload(params: GenerationParams) -> dict[str, Any]:
     request = params.request
     payload: dict[str, Any] = {
@@ -255,8 +269,12 @@ def _payload(params: GenerationParams) -> dict[str, Any]:
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    if request.temperature is not None:
-        payload["temperature"] = request.temperature
+    # Everything else the client set goes upstream as it came; unset fields are
+    # left to the upstream's defaults.
+    for name in FORWARDED:
+        value = getattr(request, name)
+        if value is not None:
+            payload[name] = value
     return payload
 
 
