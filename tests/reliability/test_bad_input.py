@@ -6,8 +6,9 @@ nesting, huge numbers, wrong types, content over 100,000 characters, bodies over
 257 messages, out-of-range ``max_tokens`` and ``temperature``, wrong method, unknown
 route, invalid Content-Length. Each is sent raw to a real server and must be answered
 with the expected status and the JSON error schema ``{"code", "message",
-"request_id"}`` (the request ID also in ``X-Request-ID``); edge cases that are valid
-(NUL, RTL marks, emoji) must stream normally. The WebSocket cases (bad JSON, unknown
+"request_id"}`` (the request ID also in ``X-Request-ID``), or on the OpenAI route
+OpenAI's ``{"error": {...}}``, a refused body there being a 400; edge cases that are
+valid (NUL, RTL marks, emoji) must stream normally. The WebSocket cases (bad JSON, unknown
 type, invalid fields, binary frame, oversized, non-UTF-8 text) must get an ``error``
 message of the same schema on an open socket, or the right close code: 1003 for a
 binary frame, 1009 for an oversized message, 1007 for a text frame that is not UTF-8.
@@ -72,7 +73,9 @@ def raw_json(route: str, fragment: str) -> bytes:
             '{"messages":[{"role":"user","content":"' + fragment + '"}],"max_tokens":4}'
         ).encode()
     return (
-        '{"model":"fake-echo-1","messages":[{"role":"user","content":"' + fragment + '"}],"max_tokens":4}'
+        '{"model":"fake-echo-1","messages":[{"role":"user","content":"'
+        + fragment
+        + '"}],"max_tokens":4}'
     ).encode()
 
 
@@ -181,7 +184,7 @@ def catalogue() -> list[Case]:
             ] + f',"temperature":{value}}}'.encode()
             cases.append(Case(f"{tag}: temperature {value}", route, body, 422))
     cases += [
-        Case("stream: unknown field (extra=forbid)", STREAM, chat(stop=["x"]), 422),
+        Case("stream: unknown field (extra=forbid)", STREAM, chat(brand_new_field=["x"]), 422),
         Case("completions: n=2", COMPLETIONS, openai(False, n=2), 422),
         Case(
             "completions: text parts adding up to over 100,000 chars",
@@ -269,6 +272,10 @@ async def raw_request(
 def judge(case: Case, status: int, headers: dict[str, str], data: bytes) -> str | None:
     """What is wrong with the answer to ``case``, or None."""
     expected = case.status if isinstance(case.status, tuple) else (case.status,)
+    # The OpenAI-compatible route speaks OpenAI's errors: a refused body is a 400.
+    openai_route = case.path == COMPLETIONS
+    if openai_route:
+        expected = tuple(400 if code == 422 else code for code in expected)
     if status == 500 or status not in expected:
         return f"status {status} (expected {'/'.join(map(str, expected))}): {data[:200]!r}"
     if status == 200:
@@ -285,6 +292,13 @@ def judge(case: Case, status: int, headers: dict[str, str], data: bytes) -> str 
         body = json.loads(data)
     except ValueError:
         return f"error body is not JSON: {data[:200]!r}"
+    if openai_route:
+        error = body.get("error") if isinstance(body, dict) else None
+        if set(body) != {"error"} or not isinstance(error, dict):
+            return f"error body is not OpenAI's error schema: {body!r}"[:300]
+        if set(error) != {"message", "type", "param", "code"} or not headers.get("x-request-id"):
+            return f"error body is not OpenAI's error schema: {body!r}"[:300]
+        return None
     if not isinstance(body, dict) or set(body) != {"code", "message", "request_id"}:
         return f"error body is not the error schema: {body!r}"[:300]
     if body["request_id"] != headers.get("x-request-id"):

@@ -261,7 +261,11 @@ def test_request_models_and_sse_framing(
         t = tally("ChatRequest/ChatCompletionRequest: any JSON raises nothing but ValidationError")
         t.examples += 1
         for model in (ChatRequest, ChatCompletionRequest):
-            for document in (value, {"messages": value}, {"model": "fake-echo-1", "messages": [value]}):
+            for document in (
+                value,
+                {"messages": value},
+                {"model": "fake-echo-1", "messages": [value]},
+            ):
                 for validate in (model.model_validate_json, None):
                     try:
                         if validate is None:
@@ -302,7 +306,9 @@ def test_request_models_and_sse_framing(
         t = tally("ChatCompletionRequest: any unicode (lone surrogates too) is refused or converts")
         t.examples += 1
         try:
-            request = as_route(ChatCompletionRequest, {"model": "fake-echo-1", "messages": messages})
+            request = as_route(
+                ChatCompletionRequest, {"model": "fake-echo-1", "messages": messages}
+            )
         except ValidationError:
             return
         request.to_core()

@@ -71,7 +71,7 @@ async def scenario(service: Service, deployment: Deployment) -> dict[str, Any]:
     tasks = []
     for index in range(STREAMS):
         transport = transports[index % len(transports)]
-        plan = Plan(kind="hold", max_tokens=10_000, started=asyncio.Event())
+        plan = Plan(kind="hold", max_tokens=4000, started=asyncio.Event())
         plans.append(plan)
         runner: Any
         if transport == "sse":

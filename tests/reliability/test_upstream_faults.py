@@ -6,7 +6,7 @@ the OpenAI route (streamed and not), SSE and WebSocket.
 
 * before the first token (refused, 429 with ``Retry-After``, 500, 503 with a
   ``Retry-After`` too far off to wait for, first token or headers later than the read
-  timeout, dropped): the OpenAI routes answer the documented status with the JSON
+  timeout, dropped): the OpenAI routes answer the documented status with OpenAI's
   error schema (429 with ``Retry-After``, 502, 503, 504); SSE and WebSocket, whose
   headers/handshake are already out, send an ``error`` event then ``done``
   (``finish_reason: error``);
@@ -199,8 +199,12 @@ def _error_answer(status: int, headers: dict[str, str], data: bytes, fault: Faul
     if headers.get("content-type", "").split(";")[0] != "application/json":
         return f"content-type {headers.get('content-type')!r}"
     body = json.loads(data)
-    if set(body) != {"code", "message", "request_id"} or body["code"] != fault.code:
-        return f"body {body}, expected code {fault.code!r}"
+    # OpenAI's error shape: the SDKs read error.code and error.type.
+    error = body.get("error") if set(body) == {"error"} else None
+    if not isinstance(error, dict) or error.get("code") != fault.code or not error.get("type"):
+        return f"body {body}, expected OpenAI's error with code {fault.code!r}"
+    if not headers.get("x-request-id"):
+        return "no X-Request-ID"
     if fault.retry_after is not None and headers.get("retry-after") != fault.retry_after:
         return f"Retry-After {headers.get('retry-after')!r}, expected {fault.retry_after!r}"
     return None
@@ -219,6 +223,7 @@ def test_upstream_faults(
     played = 0
     provider = {
         "LLM_PROVIDER": "openai",
+        "LLM_MODEL": "gpt-test",
         "LLM_API_KEY": "sk-reliability",
         "LLM_MAX_RETRIES": "0",
         "LLM_CONNECT_TIMEOUT": "1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -24,26 +25,35 @@ MAX_LOGIT_BIAS = 300
 MAX_METADATA = 16
 
 
+# Shared by every transport's request model, so that what one accepts the core accepts.
+StopSequence = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
+StopSequences = Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)]
+TOKEN_ID = re.compile(r"[0-9]{1,10}")
+
+
 def _token_ids(value: dict[str, int]) -> dict[str, int]:
     for token in value:
-        if not token.isdigit():
+        if not TOKEN_ID.fullmatch(token):
             raise ValueError(f"{token!r} is not a token ID")
     return value
 
 
-# Shared by every transport's request model, so that what one accepts the core accepts.
-StopSequence = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
-StopSequences = Annotated[list[StopSequence], Field(max_length=MAX_STOP_SEQUENCES)]
+# Keys are token IDs, and the JSON Schema says so (propertyNames), so that what a
+# schema-driven client may send is exactly what is accepted.
 LogitBias = Annotated[
-    dict[str, Annotated[int, Field(ge=-100, le=100)]],
-    Field(max_length=MAX_LOGIT_BIAS),
+    dict[str, Annotated[StrictInt, Field(ge=-100, le=100)]],
+    Field(
+        max_length=MAX_LOGIT_BIAS,
+        json_schema_extra={"propertyNames": {"pattern": f"^{TOKEN_ID.pattern}$"}},
+    ),
     AfterValidator(_token_ids),
 ]
 Metadata = Annotated[
     dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]],
     Field(max_length=MAX_METADATA),
 ]
-Seed = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+# JSON's safe integers: a larger one may not survive a client's JSON library.
+Seed = Annotated[StrictInt, Field(ge=-(2**53), le=2**53)]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
