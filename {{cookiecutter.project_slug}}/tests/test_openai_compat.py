@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import httpx
 import openai
 import pytest
+from pydantic import BaseModel, Field
 
 from sse_client import parse_events
 
@@ -278,7 +279,6 @@ async def test_stop_and_seed_are_honoured_by_the_fake_model(client: httpx.AsyncC
     [
         ("tools", [{"type": "function", "function": {"name": "f", "parameters": {}}}]),
         ("tool_choice", "required"),
-        ("response_format", {"type": "json_object"}),
         ("logprobs", True),
         ("top_logprobs", 2),
         ("modalities", ["text", "audio"]),
@@ -309,3 +309,65 @@ async def test_values_that_ask_for_nothing_are_accepted(client: httpx.AsyncClien
     }
     response = await client.post("/api/v1/chat/completions", json=body)
     assert response.status_code == 200, response.text
+
+
+class Forecast(BaseModel):
+    city: str
+    days: int = Field(ge=1, le=7)
+    unit: Literal["celsius", "fahrenheit"]
+    highs: list[float]
+
+
+async def test_structured_output_parses_into_the_model(live_server: Any) -> None:
+    server = await live_server()
+    ask = [{"role": "user", "content": "weather in Lisbon"}]
+    async with sdk(server) as client:
+        parsed = await client.chat.completions.parse(
+            model="fake-echo-1", messages=cast(Any, ask), response_format=Forecast, max_tokens=200
+        )
+        loose = await client.chat.completions.create(
+            model="fake-echo-1",
+            messages=cast(Any, ask),
+            response_format={"type": "json_object"},
+            max_tokens=200,
+        )
+    forecast = parsed.choices[0].message.parsed
+    assert isinstance(forecast, Forecast)
+    assert (forecast.days, forecast.unit) == (1, "celsius")
+    assert parsed.choices[0].finish_reason == "stop"
+    assert isinstance(json.loads(loose.choices[0].message.content or ""), dict)
+
+
+async def test_json_cut_short_by_max_tokens_finishes_with_length(client: httpx.AsyncClient) -> None:
+    body = {
+        "model": "fake-echo-1",
+        "messages": MESSAGES,
+        "response_format": {"type": "json_object"},
+        "max_tokens": 2,
+    }
+    choice = (await client.post("/api/v1/chat/completions", json=body)).json()["choices"][0]
+    assert choice["finish_reason"] == "length"
+    assert len(choice["message"]["content"]) == 8
+
+
+@pytest.mark.parametrize(
+    ("response_format", "param"),
+    [
+        (
+            {"type": "json_schema", "json_schema": {"name": "x"}},
+            "response_format.json_schema.schema",
+        ),
+        (
+            {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "wat"}}},
+            "response_format.json_schema.schema",
+        ),
+        ({"type": "yaml"}, "response_format"),
+    ],
+)
+async def test_a_bad_response_format_is_a_400_naming_it(
+    client: httpx.AsyncClient, response_format: dict[str, Any], param: str
+) -> None:
+    body = {"model": "fake-echo-1", "messages": MESSAGES, "response_format": response_format}
+    response = await client.post("/api/v1/chat/completions", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"].startswith(param)

@@ -121,6 +121,10 @@ async def test_every_parameter_reaches_the_upstream_as_sent(
         "user": "user-42",
         "metadata": {"team": "search"},
         "reasoning_effort": "low",
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True},
+        },
     }
     settings = provider_settings(upstream, llm_model="public", llm_models="public=upstream-v2")
     async with client_factory(**settings) as http:

@@ -286,7 +286,10 @@ def field_of(problems: object) -> str | None:
     location = [str(part) for part in problems[0].get("loc", ())]
     if location[:1] == ["body"]:
         location = location[1:]
-    return ".".join(location) or None
+    # A tagged union puts its tag in the location (response_format.json_schema.
+    # json_schema.schema); the field is named once.
+    named = [part for index, part in enumerate(location) if location[index - 1 : index] != [part]]
+    return ".".join(named) or None
 
 
 async def _on_chat_error(request: Request, exc: Exception) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -16,6 +16,8 @@ from pydantic import (
     StrictInt,
     field_validator,
 )
+
+from .formats import ResponseFormat
 
 MAX_MESSAGES = 256
 MAX_MESSAGE_CHARS = 100_000
@@ -170,7 +172,25 @@ class ChatRequest(BaseModel):
         examples=["low"],
     )
 
+    response_format: ResponseFormat | None = Field(
+        default=None,
+        description=(
+            "`text` (the default), `json_object` (any JSON object) or `json_schema` "
+            "(JSON valid against the given schema)."
+        ),
+        examples=[{"type": "json_object"}],
+    )
+
     _integral = field_validator("max_tokens", "seed", mode="before")(integral_number)
+
+    def wire(self, name: str) -> Any:
+        """A field as JSON-ready data (what an OpenAI-compatible upstream expects)."""
+        value = getattr(self, name)
+        return (
+            value.model_dump(by_alias=True, exclude_none=True)
+            if isinstance(value, BaseModel)
+            else value
+        )
 
 
 FinishReason = Literal["stop", "length", "cancelled", "error", "shutdown"]

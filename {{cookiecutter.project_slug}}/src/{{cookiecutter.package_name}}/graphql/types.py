@@ -66,13 +66,20 @@ class MessageInput(PydanticBacked[Message]):
     description="What to generate: the same fields as the REST ChatRequest.",
 )
 class ChatInput(PydanticBacked[ChatRequest]):
-    # GraphQL has no map type and no string enums from a Literal: these three are
-    # declared here, and ChatRequest validates them as it does for REST.
+    # GraphQL has no map type, no input unions and no string enums from a Literal:
+    # these are declared here, and ChatRequest validates them as it does for REST.
     logit_bias: JSON | None = strawberry.field(
         default=None, description="Token ID (a string) to a bias from -100 to 100."
     )
     metadata: JSON | None = strawberry.field(
         default=None, description="Up to 16 string pairs, passed to the provider."
+    )
+    response_format: JSON | None = strawberry.field(
+        default=None,
+        description=(
+            'As in REST: {"type": "text"}, {"type": "json_object"}, or {"type": '
+            '"json_schema", "json_schema": {"name", "schema", "strict"}}.'
+        ),
     )
     reasoning_effort: str | None = strawberry.field(
         default=None,

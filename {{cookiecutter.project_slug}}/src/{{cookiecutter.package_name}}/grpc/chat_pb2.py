@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17streaming/v1/chat.proto\x12\x0cstreaming.v1\"<\n\x07Message\x12 \n\x04role\x18\x01 \x01(\x0e\x32\x12.streaming.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x84\x05\n\x0b\x43hatRequest\x12\'\n\x08messages\x18\x01 \x03(\x0b\x32\x15.streaming.v1.Message\x12\x12\n\x05model\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x04\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x08 \x01(\x01H\x05\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\t \x01(\x01H\x06\x88\x01\x01\x12<\n\nlogit_bias\x18\n \x03(\x0b\x32(.streaming.v1.ChatRequest.LogitBiasEntry\x12\x11\n\x04user\x18\x0b \x01(\tH\x07\x88\x01\x01\x12\x39\n\x08metadata\x18\x0c \x03(\x0b\x32\'.streaming.v1.ChatRequest.MetadataEntry\x12\x1d\n\x10reasoning_effort\x18\r \x01(\tH\x08\x88\x01\x01\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06_modelB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x07\n\x05_userB\x13\n\x11_reasoning_effort\"$\n\x05Token\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\"\x1d\n\x04\x44one\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xaa\x01\n\tChatEvent\x12$\n\x05token\x18\x01 \x01(\x0b\x32\x13.streaming.v1.TokenH\x00\x12$\n\x05usage\x18\x02 \x01(\x0b\x32\x13.streaming.v1.UsageH\x00\x12\"\n\x04\x64one\x18\x03 \x01(\x0b\x32\x12.streaming.v1.DoneH\x00\x12$\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x13.streaming.v1.ErrorH\x00\x42\x07\n\x05\x65vent\"f\n\x0c\x43hatResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.streaming.v1.Usage\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x32\x90\x01\n\x0b\x43hatService\x12\x42\n\nStreamChat\x12\x19.streaming.v1.ChatRequest\x1a\x17.streaming.v1.ChatEvent0\x01\x12=\n\x04\x43hat\x12\x19.streaming.v1.ChatRequest\x1a\x1a.streaming.v1.ChatResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17streaming/v1/chat.proto\x12\x0cstreaming.v1\"<\n\x07Message\x12 \n\x04role\x18\x01 \x01(\x0e\x32\x12.streaming.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xd4\x05\n\x0b\x43hatRequest\x12\'\n\x08messages\x18\x01 \x03(\x0b\x32\x15.streaming.v1.Message\x12\x12\n\x05model\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x03 \x01(\x05H\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x02\x88\x01\x01\x12\x12\n\x05top_p\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12\x0c\n\x04stop\x18\x06 \x03(\t\x12\x11\n\x04seed\x18\x07 \x01(\x03H\x04\x88\x01\x01\x12\x1d\n\x10presence_penalty\x18\x08 \x01(\x01H\x05\x88\x01\x01\x12\x1e\n\x11\x66requency_penalty\x18\t \x01(\x01H\x06\x88\x01\x01\x12<\n\nlogit_bias\x18\n \x03(\x0b\x32(.streaming.v1.ChatRequest.LogitBiasEntry\x12\x11\n\x04user\x18\x0b \x01(\tH\x07\x88\x01\x01\x12\x39\n\x08metadata\x18\x0c \x03(\x0b\x32\'.streaming.v1.ChatRequest.MetadataEntry\x12\x1d\n\x10reasoning_effort\x18\r \x01(\tH\x08\x88\x01\x01\x12:\n\x0fresponse_format\x18\x0e \x01(\x0b\x32\x1c.streaming.v1.ResponseFormatH\t\x88\x01\x01\x1a\x30\n\x0eLogitBiasEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06_modelB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seedB\x13\n\x11_presence_penaltyB\x14\n\x12_frequency_penaltyB\x07\n\x05_userB\x13\n\x11_reasoning_effortB\x12\n\x10_response_format\"a\n\x0eResponseFormat\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bschema_json\x18\x03 \x01(\t\x12\x13\n\x06strict\x18\x04 \x01(\x08H\x00\x88\x01\x01\x42\t\n\x07_strict\"$\n\x05Token\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\"O\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x05\"\x1d\n\x04\x44one\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\"&\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xaa\x01\n\tChatEvent\x12$\n\x05token\x18\x01 \x01(\x0b\x32\x13.streaming.v1.TokenH\x00\x12$\n\x05usage\x18\x02 \x01(\x0b\x32\x13.streaming.v1.UsageH\x00\x12\"\n\x04\x64one\x18\x03 \x01(\x0b\x32\x12.streaming.v1.DoneH\x00\x12$\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x13.streaming.v1.ErrorH\x00\x42\x07\n\x05\x65vent\"f\n\x0c\x43hatResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.streaming.v1.Usage\x12\x15\n\rfinish_reason\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t*P\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x32\x90\x01\n\x0b\x43hatService\x12\x42\n\nStreamChat\x12\x19.streaming.v1.ChatRequest\x1a\x17.streaming.v1.ChatEvent0\x01\x12=\n\x04\x43hat\x12\x19.streaming.v1.ChatRequest\x1a\x1a.streaming.v1.ChatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +35,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_options = b'8\001'
   _globals['_CHATREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_CHATREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=1217
-  _globals['_ROLE']._serialized_end=1297
+  _globals['_ROLE']._serialized_start=1396
+  _globals['_ROLE']._serialized_end=1476
   _globals['_MESSAGE']._serialized_start=41
   _globals['_MESSAGE']._serialized_end=101
   _globals['_CHATREQUEST']._serialized_start=104
-  _globals['_CHATREQUEST']._serialized_end=748
-  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_start=518
-  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_end=566
-  _globals['_CHATREQUEST_METADATAENTRY']._serialized_start=568
-  _globals['_CHATREQUEST_METADATAENTRY']._serialized_end=615
-  _globals['_TOKEN']._serialized_start=750
-  _globals['_TOKEN']._serialized_end=786
-  _globals['_USAGE']._serialized_start=788
-  _globals['_USAGE']._serialized_end=867
-  _globals['_DONE']._serialized_start=869
-  _globals['_DONE']._serialized_end=898
-  _globals['_ERROR']._serialized_start=900
-  _globals['_ERROR']._serialized_end=938
-  _globals['_CHATEVENT']._serialized_start=941
-  _globals['_CHATEVENT']._serialized_end=1111
-  _globals['_CHATRESPONSE']._serialized_start=1113
-  _globals['_CHATRESPONSE']._serialized_end=1215
-  _globals['_CHATSERVICE']._serialized_start=1300
-  _globals['_CHATSERVICE']._serialized_end=1444
+  _globals['_CHATREQUEST']._serialized_end=828
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_start=578
+  _globals['_CHATREQUEST_LOGITBIASENTRY']._serialized_end=626
+  _globals['_CHATREQUEST_METADATAENTRY']._serialized_start=628
+  _globals['_CHATREQUEST_METADATAENTRY']._serialized_end=675
+  _globals['_RESPONSEFORMAT']._serialized_start=830
+  _globals['_RESPONSEFORMAT']._serialized_end=927
+  _globals['_TOKEN']._serialized_start=929
+  _globals['_TOKEN']._serialized_end=965
+  _globals['_USAGE']._serialized_start=967
+  _globals['_USAGE']._serialized_end=1046
+  _globals['_DONE']._serialized_start=1048
+  _globals['_DONE']._serialized_end=1077
+  _globals['_ERROR']._serialized_start=1079
+  _globals['_ERROR']._serialized_end=1117
+  _globals['_CHATEVENT']._serialized_start=1120
+  _globals['_CHATEVENT']._serialized_end=1290
+  _globals['_CHATRESPONSE']._serialized_start=1292
+  _globals['_CHATRESPONSE']._serialized_end=1394
+  _globals['_CHATSERVICE']._serialized_start=1479
+  _globals['_CHATSERVICE']._serialized_end=1623
 # @@protoc_insertion_point(module_scope)

@@ -128,6 +128,7 @@ class ChatRequest(_message.Message):
     USER_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     REASONING_EFFORT_FIELD_NUMBER: _builtins.int
+    RESPONSE_FORMAT_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Model name; the configured default when unset."""
     max_tokens: _builtins.int
@@ -161,6 +162,10 @@ class ChatRequest(_message.Message):
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Up to 16 string pairs, passed to the provider."""
 
+    @_builtins.property
+    def response_format(self) -> Global___ResponseFormat:
+        """Plain text (unset), any JSON object, or JSON valid against a schema."""
+
     def __init__(
         self,
         *,
@@ -177,10 +182,11 @@ class ChatRequest(_message.Message):
         user: _builtins.str | None = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         reasoning_effort: _builtins.str | None = ...,
+        response_format: Global___ResponseFormat | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_model", b"_model", "_presence_penalty", b"_presence_penalty", "_reasoning_effort", b"_reasoning_effort", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "_user", b"_user", "frequency_penalty", b"frequency_penalty", "max_tokens", b"max_tokens", "model", b"model", "presence_penalty", b"presence_penalty", "reasoning_effort", b"reasoning_effort", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p", "user", b"user"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_model", b"_model", "_presence_penalty", b"_presence_penalty", "_reasoning_effort", b"_reasoning_effort", "_response_format", b"_response_format", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "_user", b"_user", "frequency_penalty", b"frequency_penalty", "max_tokens", b"max_tokens", "model", b"model", "presence_penalty", b"presence_penalty", "reasoning_effort", b"reasoning_effort", "response_format", b"response_format", "seed", b"seed", "temperature", b"temperature", "top_p", b"top_p", "user", b"user"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_model", b"_model", "_presence_penalty", b"_presence_penalty", "_reasoning_effort", b"_reasoning_effort", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "_user", b"_user", "frequency_penalty", b"frequency_penalty", "logit_bias", b"logit_bias", "max_tokens", b"max_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "presence_penalty", b"presence_penalty", "reasoning_effort", b"reasoning_effort", "seed", b"seed", "stop", b"stop", "temperature", b"temperature", "top_p", b"top_p", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty", "_max_tokens", b"_max_tokens", "_model", b"_model", "_presence_penalty", b"_presence_penalty", "_reasoning_effort", b"_reasoning_effort", "_response_format", b"_response_format", "_seed", b"_seed", "_temperature", b"_temperature", "_top_p", b"_top_p", "_user", b"_user", "frequency_penalty", b"frequency_penalty", "logit_bias", b"logit_bias", "max_tokens", b"max_tokens", "messages", b"messages", "metadata", b"metadata", "model", b"model", "presence_penalty", b"presence_penalty", "reasoning_effort", b"reasoning_effort", "response_format", b"response_format", "seed", b"seed", "stop", b"stop", "temperature", b"temperature", "top_p", b"top_p", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__frequency_penalty: _TypeAlias = _typing.Literal["frequency_penalty"]  # noqa: Y015
     _WhichOneofArgType__frequency_penalty: _TypeAlias = _typing.Literal["_frequency_penalty", b"_frequency_penalty"]  # noqa: Y015
@@ -192,6 +198,8 @@ class ChatRequest(_message.Message):
     _WhichOneofArgType__presence_penalty: _TypeAlias = _typing.Literal["_presence_penalty", b"_presence_penalty"]  # noqa: Y015
     _WhichOneofReturnType__reasoning_effort: _TypeAlias = _typing.Literal["reasoning_effort"]  # noqa: Y015
     _WhichOneofArgType__reasoning_effort: _TypeAlias = _typing.Literal["_reasoning_effort", b"_reasoning_effort"]  # noqa: Y015
+    _WhichOneofReturnType__response_format: _TypeAlias = _typing.Literal["response_format"]  # noqa: Y015
+    _WhichOneofArgType__response_format: _TypeAlias = _typing.Literal["_response_format", b"_response_format"]  # noqa: Y015
     _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
     _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
@@ -211,6 +219,8 @@ class ChatRequest(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__reasoning_effort) -> _WhichOneofReturnType__reasoning_effort | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__response_format) -> _WhichOneofReturnType__response_format | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
@@ -220,6 +230,40 @@ class ChatRequest(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__user) -> _WhichOneofReturnType__user | None: ...
 
 Global___ChatRequest: _TypeAlias = ChatRequest  # noqa: Y015
+
+@_typing.final
+class ResponseFormat(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SCHEMA_JSON_FIELD_NUMBER: _builtins.int
+    STRICT_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """text, json_object or json_schema."""
+    name: _builtins.str
+    """json_schema only: the schema's name, the JSON Schema as JSON text, and
+    whether the model must follow it exactly.
+    """
+    schema_json: _builtins.str
+    strict: _builtins.bool
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        name: _builtins.str = ...,
+        schema_json: _builtins.str = ...,
+        strict: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_strict", b"_strict", "strict", b"strict"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_strict", b"_strict", "name", b"name", "schema_json", b"schema_json", "strict", b"strict", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__strict: _TypeAlias = _typing.Literal["strict"]  # noqa: Y015
+    _WhichOneofArgType__strict: _TypeAlias = _typing.Literal["_strict", b"_strict"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__strict) -> _WhichOneofReturnType__strict | None: ...
+
+Global___ResponseFormat: _TypeAlias = ResponseFormat  # noqa: Y015
 
 @_typing.final
 class Token(_message.Message):

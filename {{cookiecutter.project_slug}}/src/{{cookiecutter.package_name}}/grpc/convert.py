@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pydantic import ValidationError
 
 from ..chat.models import ChatEvent, ChatRequest, DoneEvent, ErrorEvent, TokenEvent, UsageEvent
@@ -47,8 +49,28 @@ def chat_request(message: chat_pb2.ChatRequest) -> ChatRequest:
             "reasoning_effort": (
                 message.reasoning_effort if message.HasField("reasoning_effort") else None
             ),
+            "response_format": (
+                response_format(message.response_format)
+                if message.HasField("response_format")
+                else None
+            ),
         }
     )
+
+
+def response_format(message: chat_pb2.ResponseFormat) -> dict[str, object]:
+    """The REST shape of a response format; the model validates it (and the schema)."""
+    if message.type != "json_schema":
+        return {"type": message.type}
+    try:
+        schema: object = json.loads(message.schema_json)
+    except ValueError:
+        # Refused by the model by name, like any other bad value.
+        schema = message.schema_json
+    spec: dict[str, object] = {"name": message.name, "schema": schema}
+    if message.HasField("strict"):
+        spec["strict"] = message.strict
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def describe(error: ValidationError) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -136,9 +137,14 @@ async def test_sampling_fields_and_the_model_list_reach_the_core(live_server: An
     messages = [{"role": "user", "content": "alpha beta gamma"}]
     stopped_input = {"messages": messages, "maxTokens": 5, "stop": [" gamma"], "seed": 0}
     unknown_input = {"messages": messages, "model": "gpt-9"}
+    json_input = {"messages": messages, "maxTokens": 50, "responseFormat": {"type": "json_object"}}
     async with http_client(server.url, headers=server.headers) as http:
         _, stopped = await graphql(http, CHAT_MUTATION, {"input": stopped_input})
         _, unknown = await graphql(http, CHAT_MUTATION, {"input": unknown_input})
+        _, structured = await graphql(http, CHAT_MUTATION, {"input": json_input})
     chat = stopped["data"]["chat"]
     assert (chat["text"], chat["finishReason"]) == ("alpha beta", "stop")
     assert unknown["errors"][0]["extensions"]["code"] == "model_not_found"
+    answer = structured["data"]["chat"]
+    assert json.loads(answer["text"]) == {"answer": "alpha beta gamma"}
+    assert answer["finishReason"] == "stop"

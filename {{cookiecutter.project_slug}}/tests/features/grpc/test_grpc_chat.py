@@ -311,9 +311,35 @@ async def test_sampling_fields_reach_the_core(make_settings: SettingsFactory) ->
             request("alpha beta gamma", 3, seed=1, top_p=0.5, metadata={"team": "search"}),
             metadata=AUTH_METADATA,
         )
+        structured = await client.chat.Chat(
+            request(
+                "weather",
+                50,
+                response_format=chat_pb2.ResponseFormat(
+                    type="json_schema",
+                    name="weather",
+                    schema_json='{"type": "object", "properties": {"t": {"type": "integer"}},'
+                    ' "required": ["t"]}',
+                    strict=True,
+                ),
+            ),
+            metadata=AUTH_METADATA,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as bad_schema:
+            await client.chat.Chat(
+                request(
+                    response_format=chat_pb2.ResponseFormat(
+                        type="json_schema", name="x", schema_json='{"type": "wat"}'
+                    )
+                ),
+                metadata=AUTH_METADATA,
+            )
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await client.chat.Chat(request(model="gpt-9"), metadata=AUTH_METADATA)
     assert (stopped.text, stopped.finish_reason) == ("alpha beta", "stop")
     assert seeded.text == "beta gamma alpha"
+    assert json.loads(structured.text) == {"t": 0}
+    assert bad_schema.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (bad_schema.value.details() or "").startswith("response_format.json_schema")
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
     assert "gpt-9" in (unknown.value.details() or "")

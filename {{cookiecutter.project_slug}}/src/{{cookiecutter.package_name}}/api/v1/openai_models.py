@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from ...chat.formats import ResponseFormat
 from ...chat.messages import ModelCard, Usage
 from ...chat.models import (
     MAX_MESSAGE_CHARS,
@@ -86,7 +87,6 @@ UNSUPPORTED: dict[str, tuple[object, ...]] = {
     "parallel_tool_calls": (None, True, False),
     "functions": (None, []),
     "function_call": (None, "none", "auto"),
-    "response_format": (None, {"type": "text"}),
     "logprobs": (None, False),
     "top_logprobs": (None, 0),
     "modalities": (None, ["text"]),
@@ -164,6 +164,14 @@ class ChatCompletionRequest(BaseModel):
     metadata: Metadata | None = Field(
         default=None, description="Up to 16 string pairs.", examples=[{"team": "search"}]
     )
+    response_format: ResponseFormat | None = Field(
+        default=None,
+        description=(
+            "`text`, `json_object` or `json_schema` (with `strict`): the answer is JSON "
+            "valid against the schema."
+        ),
+        examples=[{"type": "json_object"}],
+    )
     reasoning_effort: ReasoningEffort | None = Field(
         default=None, description="How hard a reasoning model thinks.", examples=["low"]
     )
@@ -183,9 +191,6 @@ class ChatCompletionRequest(BaseModel):
     )
     function_call: object = Field(
         default=None, description="`none` or `auto` only.", examples=["none"]
-    )
-    response_format: object = Field(
-        default=None, description='Only `{"type": "text"}`.', examples=[{"type": "text"}]
     )
     logprobs: object = Field(
         default=None, description="Not supported yet: must be false.", examples=[False]
@@ -236,6 +241,7 @@ class ChatCompletionRequest(BaseModel):
             user=self.user,
             metadata=self.metadata,
             reasoning_effort=self.reasoning_effort,
+            response_format=self.response_format,
         )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncGenerator, Iterator
 
 from ..models import FinishReason
 from .base import GenerationParams, ProviderChunk, ProviderFinish, ProviderUsage
+from .fake_json import TOKEN_CHARS, json_answer, json_tokens
 
 FALLBACK_WORDS = ("lorem", "ipsum", "dolor", "sit", "amet")
 
@@ -34,6 +36,20 @@ def fake_tokens(params: GenerationParams) -> Iterator[str]:
     start = (params.request.seed or 0) % count
     for index in range(params.max_tokens):
         yield spaced[(start + index) % count] if index else words[start]
+
+
+def answer_tokens(params: GenerationParams) -> tuple[Iterator[str], FinishReason]:
+    """The answer's tokens and why it ends, for the requested response format."""
+    fmt = params.request.response_format
+    if fmt is None or fmt.type == "text":
+        return fake_tokens(params), "length"
+    schema = fmt.json_schema.json_schema if fmt.type == "json_schema" else None
+    words = prompt_words(params)
+    start = (params.request.seed or 0) % len(words)
+    text = json_answer(schema, words[start:] + words[:start])
+    # A JSON answer ends by itself, unless max_tokens cuts it short (as a model's would).
+    finish: FinishReason = "stop" if len(text) <= params.max_tokens * TOKEN_CHARS else "length"
+    return itertools.islice(json_tokens(text), params.max_tokens), finish
 
 
 def held_prefix(text: str, stops: list[str]) -> int:
@@ -91,7 +107,8 @@ class Counted:
 
 class FakeProvider:
     """Streams the prompt's words back, exactly ``max_tokens`` of them, or up to a stop
-    sequence (``finish_reason`` ``stop``).
+    sequence (``finish_reason`` ``stop``); asked for JSON, it answers JSON valid
+    against the schema (``fake_json``).
 
     ``delay_ms`` is the pause between tokens and ``first_token_delay_ms`` the pause
     before the first one; with both at zero the stream is unpaced, which is what
@@ -113,19 +130,21 @@ class FakeProvider:
             if self._first_delay:
                 await asyncio.sleep(self._first_delay)
             delay = self._delay
-            stops = params.request.stop
+            request = params.request
+            stops = request.stop
             finish: FinishReason = "length"
             completion = params.max_tokens
-            if not stops:
+            if not stops and request.response_format is None:
                 # The plain path stays a bare loop: it is every benchmark's hot path.
                 for index, token in enumerate(fake_tokens(params)):
                     if index and delay:
                         await asyncio.sleep(delay)
                     yield token
             else:
-                made = Counted(fake_tokens(params))
+                source, finish = answer_tokens(params)
+                made = Counted(source)
                 try:
-                    for index, text in enumerate(until_stop(made, stops)):
+                    for index, text in enumerate(until_stop(made, stops) if stops else made):
                         if index and delay:
                             await asyncio.sleep(delay)
                         yield text

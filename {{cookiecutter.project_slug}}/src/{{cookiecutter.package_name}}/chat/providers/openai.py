@@ -255,6 +255,7 @@ FORWARDED = (
     "user",
     "metadata",
     "reasoning_effort",
+    "response_format",
 )
 
 
@@ -272,7 +273,7 @@ def _payload(params: GenerationParams) -> dict[str, Any]:
     # Everything else the client set goes upstream as it came; unset fields are
     # left to the upstream's defaults.
     for name in FORWARDED:
-        value = getattr(request, name)
+        value = request.wire(name)
         if value is not None:
             payload[name] = value
     return payload
