@@ -19,18 +19,5 @@ from .jwt import JwtFeature
 {% if cookiecutter.use_redis -%}
 from .redis import RedisFeature
 {% endif %}
-FEATURES: list[type[Feature]] = [
-    # Each phase runs over them in this order.
-{%- if cookiecutter.use_redis %}
-    RedisFeature,
-{%- endif %}
-{%- if cookiecutter.use_jwt %}
-    JwtFeature,
-{%- endif %}
-{%- if cookiecutter.use_grpc %}
-    GrpcFeature,
-{%- endif %}
-{%- if cookiecutter.use_graphql %}
-    GraphQLFeature,
-{%- endif %}
-]
+# Each phase runs over them in this order.
+FEATURES: list[type[Feature]] = [{{ ["RedisFeature" if cookiecutter.use_redis else "", "JwtFeature" if cookiecutter.use_jwt else "", "GrpcFeature" if cookiecutter.use_grpc else "", "GraphQLFeature" if cookiecutter.use_graphql else ""] | select | join(", ") }}]
