@@ -49,7 +49,8 @@ class StreamScript:
     stream open until the client leaves or the server is reset or stopped.
     """
 
-    tokens: Sequence[str] = ("Hello", ",", " world")
+    # A string is a content delta; a mapping is sent as the whole delta (tool calls).
+    tokens: Sequence[str | Mapping[str, Any]] = ("Hello", ",", " world")
     finish_reason: str | None = "stop"
     prompt_tokens: int = 7
     # The usage chunk is sent only if the request also asked for it, as OpenAI does.
@@ -343,7 +344,9 @@ class _ScriptedStream(Response):
             delay = script.first_token_delay if index == 0 else script.token_delay
             if delay:
                 await asyncio.sleep(delay)
-            await event(json.dumps(_chunk(self.model, {"content": tokens[index]})))
+            token = tokens[index]
+            delta = {"content": token} if isinstance(token, str) else dict(token)
+            await event(json.dumps(_chunk(self.model, delta)))
         if script.finish_reason is not None:
             await event(json.dumps(_chunk(self.model, {}, script.finish_reason)))
         if script.send_usage and self.include_usage:

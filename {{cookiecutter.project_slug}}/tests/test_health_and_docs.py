@@ -134,12 +134,19 @@ async def test_errors_of_streaming_routes_are_documented_as_json(client: httpx.A
     stream_event = schema["paths"]["/api/v1/chat/stream"]["post"]["responses"]["200"]["content"][
         "text/event-stream"
     ]["schema"]
-    assert stream_event["properties"]["event"]["enum"] == ["token", "usage", "done", "error"]
+    assert stream_event["properties"]["event"]["enum"] == [
+        "token",
+        "tool_call",
+        "usage",
+        "done",
+        "error",
+    ]
     assert stream_event["required"] == ["data", "event", "id"]
     data = stream_event["properties"]["data"]
     assert data["contentMediaType"] == "application/json"
     assert [ref["$ref"].rsplit("/", 1)[1] for ref in data["contentSchema"]["oneOf"]] == [
         "TokenMessage",
+        "ToolCallMessage",
         "UsageMessage",
         "DoneMessage",
         "ErrorMessage",

@@ -277,8 +277,6 @@ async def test_stop_and_seed_are_honoured_by_the_fake_model(client: httpx.AsyncC
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("tools", [{"type": "function", "function": {"name": "f", "parameters": {}}}]),
-        ("tool_choice", "required"),
         ("logprobs", True),
         ("top_logprobs", 2),
         ("modalities", ["text", "audio"]),
@@ -300,9 +298,8 @@ async def test_values_that_ask_for_nothing_are_accepted(client: httpx.AsyncClien
         "messages": MESSAGES,
         "max_tokens": 2,
         "n": 1,
-        "tools": [],
-        "tool_choice": "none",
-        "parallel_tool_calls": True,
+        "functions": [],
+        "function_call": "none",
         "response_format": {"type": "text"},
         "logprobs": False,
         "store": False,

@@ -177,7 +177,13 @@ async def test_without_an_api_key_sends_no_authorization(
 
 @pytest.mark.parametrize(
     ("upstream_reason", "reason"),
-    [("stop", "stop"), ("length", "length"), ("content_filter", "stop"), ("tool_calls", "stop")],
+    [
+        ("stop", "stop"),
+        ("length", "length"),
+        ("content_filter", "stop"),
+        ("tool_calls", "tool_calls"),
+        ("function_call", "tool_calls"),
+    ],
 )
 async def test_maps_finish_reasons(
     upstream: FakeUpstream,

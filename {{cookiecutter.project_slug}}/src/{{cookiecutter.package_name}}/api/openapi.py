@@ -16,12 +16,13 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from ..chat.messages import DoneMessage, ErrorMessage, TokenMessage, UsageMessage
+from ..chat.messages import DoneMessage, ErrorMessage, TokenMessage, ToolCallMessage, UsageMessage
 from ..errors import ErrorBody, OpenAIErrorBody
 from .v1.openai_models import ChatCompletionChunk
 
 STREAM_MODELS: tuple[type[BaseModel], ...] = (
     TokenMessage,
+    ToolCallMessage,
     UsageMessage,
     DoneMessage,
     ErrorMessage,

@@ -12,13 +12,25 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .models import ChatEvent, DoneEvent, ErrorEvent, TokenEvent, UsageEvent
+from .models import ChatEvent, DoneEvent, ErrorEvent, TokenEvent, ToolCallEvent, UsageEvent
 
 
 class TokenMessage(BaseModel):
     type: Literal["token"] = Field(default="token", description="Event type.")
     index: int = Field(description="Position of the token in the answer, from 0.", examples=[0])
     text: str = Field(description="The token's text.", examples=[" streams"])
+
+
+class ToolCallMessage(BaseModel):
+    type: Literal["tool_call"] = Field(default="tool_call", description="Event type.")
+    index: int = Field(description="Which call of this answer (from 0).", examples=[0])
+    id: str | None = Field(description="The call's ID, in its first event.", examples=["call_0"])
+    name: str | None = Field(
+        description="The function, in the call's first event.", examples=["get_weather"]
+    )
+    arguments: str = Field(
+        description="The next fragment of the call's JSON arguments.", examples=['{"ci']
+    )
 
 
 class UsageMessage(BaseModel):
@@ -30,8 +42,8 @@ class UsageMessage(BaseModel):
 
 class DoneMessage(BaseModel):
     type: Literal["done"] = Field(default="done", description="Event type.")
-    finish_reason: Literal["stop", "length", "cancelled", "error", "shutdown"] = Field(
-        description="Why the generation ended.", examples=["length"]
+    finish_reason: Literal["stop", "length", "tool_calls", "cancelled", "error", "shutdown"] = (
+        Field(description="Why the generation ended.", examples=["length"])
     )
 
 
@@ -60,7 +72,7 @@ class ModelCard(BaseModel):
     owned_by: str = Field(description="Who serves it.", examples=["streaming-service"])
 
 
-StreamMessage = TokenMessage | UsageMessage | DoneMessage | ErrorMessage
+StreamMessage = TokenMessage | ToolCallMessage | UsageMessage | DoneMessage | ErrorMessage
 
 
 def event_json(event: ChatEvent, request_id: str) -> str:
@@ -75,6 +87,10 @@ def event_json(event: ChatEvent, request_id: str) -> str:
             prompt_tokens=event.prompt_tokens,
             completion_tokens=event.completion_tokens,
             total_tokens=event.total_tokens,
+        ).model_dump_json()
+    if type(event) is ToolCallEvent:
+        return ToolCallMessage(
+            index=event.index, id=event.id, name=event.name, arguments=event.arguments
         ).model_dump_json()
     if type(event) is DoneEvent:
         return f'{{"type":"done","finish_reason":"{event.finish_reason}"}}'

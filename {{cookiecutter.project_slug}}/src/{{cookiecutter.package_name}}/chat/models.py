@@ -12,12 +12,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     field_validator,
+    model_validator,
 )
 
 from .formats import ResponseFormat
+from .tools import MAX_TOOLS, NamedToolChoice, Tool, ToolCall, ToolChoice
 
 MAX_MESSAGES = 256
 MAX_MESSAGE_CHARS = 100_000
@@ -59,6 +62,12 @@ Seed = Annotated[StrictInt, Field(ge=-(2**53), le=2**53)]
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
 
 
+def wire_value(value: object) -> object:
+    if isinstance(value, BaseModel):
+        return value.model_dump(by_alias=True, exclude_none=True)
+    return value
+
+
 def integral_number(value: object) -> object:
     """For a strict integer field of a JSON body: 16 or 16.0, never "16", true or 16.5.
 
@@ -73,6 +82,7 @@ class Role(StrEnum):
     system = "system"
     user = "user"
     assistant = "assistant"
+    tool = "tool"
 
 
 class Message(BaseModel):
@@ -80,12 +90,34 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Role = Field(description="Who wrote the message.", examples=["user"])
+    # The examples make one consistent turn (an assistant's, with a tool call), since
+    # schema-driven clients compose a whole turn from its fields' examples.
+    role: Role = Field(description="Who wrote the message.", examples=["assistant"])
     content: str = Field(
         max_length=MAX_MESSAGE_CHARS,
-        description="The text of the message.",
+        description="The text of the message (empty on an assistant turn that only calls tools).",
         examples=["Tell me a short story about a lighthouse."],
     )
+    tool_calls: list[ToolCall] | None = Field(
+        default=None,
+        max_length=MAX_TOOLS,
+        description="On an assistant turn: the tools it called.",
+        examples=[None],
+    )
+    tool_call_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="On a tool turn: the call this is the result of.",
+        examples=[None],
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_the_role(self) -> Message:
+        if self.tool_calls is not None and self.role is not Role.assistant:
+            raise ValueError("only an assistant turn has tool_calls")
+        if (self.tool_call_id is not None) != (self.role is Role.tool):
+            raise ValueError("a tool turn, and only a tool turn, needs tool_call_id")
+        return self
 
 
 class ChatRequest(BaseModel):
@@ -181,19 +213,71 @@ class ChatRequest(BaseModel):
         examples=[{"type": "json_object"}],
     )
 
+    tools: list[Tool] | None = Field(
+        default=None,
+        max_length=MAX_TOOLS,
+        description="Functions the model may call.",
+        # Consistent with the other examples (tool_choice names this one).
+        examples=[
+            [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"city": {"type": "string"}},
+                        },
+                    },
+                }
+            ]
+        ],
+    )
+    tool_choice: ToolChoice | None = Field(
+        default=None,
+        description=(
+            "`none`, `auto` (the default with tools), `required`, or a named function "
+            "the model must call."
+        ),
+        examples=["auto"],
+    )
+    parallel_tool_calls: StrictBool | None = Field(
+        default=None,
+        description="Whether the model may call several tools in one turn (default true).",
+        examples=[True],
+    )
+
     _integral = field_validator("max_tokens", "seed", mode="before")(integral_number)
+
+    @model_validator(mode="after")
+    def _tools_add_up(self) -> ChatRequest:
+        names = [tool.function.name for tool in self.tools or ()]
+        if len(set(names)) != len(names):
+            raise ValueError("tools: two tools have the same name")
+        choice = self.tool_choice
+        if isinstance(choice, NamedToolChoice) and choice.function.name not in names:
+            raise ValueError(f"tool_choice: no tool is named {choice.function.name!r}")
+        if choice == "required" and not names:
+            raise ValueError("tool_choice: 'required' needs tools")
+        called: set[str] = set()
+        for turn in self.messages:
+            for call in turn.tool_calls or ():
+                called.add(call.id)
+            if turn.tool_call_id is not None and turn.tool_call_id not in called:
+                raise ValueError(
+                    f"messages: tool_call_id {turn.tool_call_id!r} answers no earlier tool call"
+                )
+        return self
 
     def wire(self, name: str) -> Any:
         """A field as JSON-ready data (what an OpenAI-compatible upstream expects)."""
         value = getattr(self, name)
-        return (
-            value.model_dump(by_alias=True, exclude_none=True)
-            if isinstance(value, BaseModel)
-            else value
-        )
+        if isinstance(value, list):
+            return [wire_value(item) for item in value]
+        return wire_value(value)
 
 
-FinishReason = Literal["stop", "length", "cancelled", "error", "shutdown"]
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error", "shutdown"]
 
 
 # The events are slotted dataclasses rather than Pydantic models: one is built per
@@ -231,4 +315,16 @@ class ErrorEvent:
     type: Literal["error"] = "error"
 
 
-ChatEvent = TokenEvent | UsageEvent | DoneEvent | ErrorEvent
+@dataclass(slots=True)
+class ToolCallEvent:
+    """A piece of a tool call: the first of a call has its ``id`` and ``name``, the
+    rest only more of its ``arguments`` (JSON text, in fragments)."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+    type: Literal["tool_call"] = "tool_call"
+
+
+ChatEvent = TokenEvent | ToolCallEvent | UsageEvent | DoneEvent | ErrorEvent

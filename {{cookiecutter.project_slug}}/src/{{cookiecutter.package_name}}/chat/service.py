@@ -27,9 +27,17 @@ from .models import (
     ErrorEvent,
     FinishReason,
     TokenEvent,
+    ToolCallEvent,
     UsageEvent,
 )
-from .providers.base import GenerationParams, LLMProvider, ProviderFinish, ProviderUsage
+from .providers.base import (
+    GenerationParams,
+    LLMProvider,
+    ProviderFinish,
+    ProviderToolCall,
+    ProviderUsage,
+)
+from .tools import CalledFunction, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +74,7 @@ class Completion:
     usage: UsageEvent
     finish_reason: FinishReason
     model: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 # When a failure is raised rather than sent as an ``error`` event: never (a stream
@@ -195,12 +204,17 @@ class ChatService:
     async def complete(self, request: ChatRequest, *, transport: str) -> Completion:
         """Run a generation to the end and return the whole text; raises ``ChatError``."""
         parts: list[str] = []
+        calls: dict[int, tuple[str, str, list[str]]] = {}
         usage = UsageEvent(prompt_tokens=0, completion_tokens=0)
         finish: FinishReason = "stop"
         params = self.params(request)
         async for event in self._events(params, transport, "always"):
             if isinstance(event, TokenEvent):
                 parts.append(event.text)
+            elif isinstance(event, ToolCallEvent):
+                call_id, name, arguments = calls.setdefault(event.index, ("", "", []))
+                calls[event.index] = (event.id or call_id, event.name or name, arguments)
+                arguments.append(event.arguments)
             elif isinstance(event, UsageEvent):
                 usage = event
             elif isinstance(event, ErrorEvent):
@@ -208,7 +222,18 @@ class ChatService:
             else:
                 finish = event.finish_reason
         return Completion(
-            text="".join(parts), usage=usage, finish_reason=finish, model=params.public_model
+            text="".join(parts),
+            usage=usage,
+            finish_reason=finish,
+            model=params.public_model,
+            tool_calls=[
+                ToolCall(
+                    id=call_id,
+                    type="function",
+                    function=CalledFunction(name=name, arguments="".join(arguments)),
+                )
+                for _, (call_id, name, arguments) in sorted(calls.items())
+            ],
         )
 
     async def _events(
@@ -242,7 +267,7 @@ class ChatService:
                 raise GenerationTimeout() from None
             while chunk is not None:
                 if type(chunk) is str:
-                    if index == 0:
+                    if index == 0 and record.time_to_first_token is None:
                         record.time_to_first_token = loop.time() - started
                     # Counted when handed over: a stream cancelled at this yield has
                     # still sent (or queued) the token.
@@ -261,6 +286,12 @@ class ChatService:
                         )
                         yield DoneEvent(finish_reason="shutdown")
                         return
+                    if loop.time() > deadline:
+                        raise GenerationTimeout()
+                elif isinstance(chunk, ProviderToolCall):
+                    if record.time_to_first_token is None:
+                        record.time_to_first_token = loop.time() - started
+                    yield ToolCallEvent(chunk.index, chunk.id, chunk.name, chunk.arguments)
                     if loop.time() > deadline:
                         raise GenerationTimeout()
                 elif isinstance(chunk, ProviderUsage):

@@ -1,4 +1,4 @@
-"""Native Server-Sent Events: named ``token``, ``usage``, ``done`` and ``error`` events."""
+"""Native Server-Sent Events: named ``token``, ``tool_call``, ``usage``, ``done``, ``error``."""
 
 from __future__ import annotations
 
@@ -7,14 +7,21 @@ from json.encoder import encode_basestring_ascii
 
 from fastapi import APIRouter
 
-from ...chat.messages import DoneMessage, ErrorMessage, TokenMessage, UsageMessage, event_json
+from ...chat.messages import (
+    DoneMessage,
+    ErrorMessage,
+    TokenMessage,
+    ToolCallMessage,
+    UsageMessage,
+    event_json,
+)
 from ...chat.models import ChatEvent, ChatRequest, TokenEvent
 from ...errors import ERROR_RESPONSES
 from ..deps import Chat
 from ..openapi import json_text, schema_ref, sse_event_schema
 from ..sse import Formatter, SSEResponse, sse_frame
 
-EVENT_MODELS = (TokenMessage, UsageMessage, DoneMessage, ErrorMessage)
+EVENT_MODELS = (TokenMessage, ToolCallMessage, UsageMessage, DoneMessage, ErrorMessage)
 
 router = APIRouter(tags=["chat"])
 
@@ -44,7 +51,8 @@ def sse_formatter(request_id: str) -> Formatter:
     responses={
         200: {
             "description": (
-                "Named events: `token` (TokenMessage), `usage` (UsageMessage), "
+                "Named events: `token` (TokenMessage), `tool_call` (ToolCallMessage), "
+                "`usage` (UsageMessage), "
                 "`done` (DoneMessage) "
                 "and `error` (ErrorMessage); every event has an `id`. Comments (`: ping`) keep an "
                 "idle stream open."
@@ -53,7 +61,7 @@ def sse_formatter(request_id: str) -> Formatter:
                 "text/event-stream": {
                     "schema": sse_event_schema(
                         json_text({"oneOf": [schema_ref(model) for model in EVENT_MODELS]}),
-                        events=("token", "usage", "done", "error"),
+                        events=("token", "tool_call", "usage", "done", "error"),
                         with_id=True,
                     ),
                     "example": (

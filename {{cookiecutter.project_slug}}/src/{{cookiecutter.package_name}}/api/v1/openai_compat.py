@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from json.encoder import encode_basestring_ascii
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -13,7 +14,14 @@ from fastapi.responses import Response
 from ...asgi import unless_disconnected
 from ...chat.errors import ChatError, ModelNotFound
 from ...chat.messages import ModelCard, Usage
-from ...chat.models import ChatEvent, DoneEvent, ErrorEvent, TokenEvent, UsageEvent
+from ...chat.models import (
+    ChatEvent,
+    DoneEvent,
+    ErrorEvent,
+    TokenEvent,
+    ToolCallEvent,
+    UsageEvent,
+)
 from ...errors import HTTP_STATUS_BY_CODE, OPENAI_ERROR_RESPONSES, OpenAIErrorBody, openai_error
 from ...service_settings import ServiceSettings
 from ..deps import AppSettings, Chat, ChatContext
@@ -36,8 +44,12 @@ STREAM_ERROR_CHUNK = schema_ref(OpenAIErrorBody)
 TOKEN_TAIL = b'},"finish_reason":null}]}\n\n'
 
 
-def _finish(reason: str) -> str:
-    return "length" if reason == "length" else "stop"
+def _finish(reason: str) -> Literal["stop", "length", "tool_calls"]:
+    if reason == "length":
+        return "length"
+    if reason == "tool_calls":
+        return "tool_calls"
+    return "stop"
 
 
 class OpenAIChunks:
@@ -67,6 +79,18 @@ class OpenAIChunks:
     def format(self, event: ChatEvent) -> bytes:
         if type(event) is TokenEvent:
             return self.token_head + encode_basestring_ascii(event.text).encode() + TOKEN_TAIL
+        if type(event) is ToolCallEvent:
+            call: dict[str, object] = {"index": event.index}
+            if event.id is not None:
+                call["id"] = event.id
+                call["type"] = "function"
+            function: dict[str, object] = {"arguments": event.arguments}
+            if event.name is not None:
+                function["name"] = event.name
+            call["function"] = function
+            delta = json.dumps({"tool_calls": [call]}, separators=(",", ":"))
+            piece = f'{{"index":0,"delta":{delta},"finish_reason":null}}]}}'
+            return f"data: {self.head}{piece}\n\n".encode()
         if type(event) is UsageEvent:
             if self.include_usage:
                 usage = Usage(
@@ -78,7 +102,7 @@ class OpenAIChunks:
                 self.usage_pending = f"data: {frame}\n\n".encode()
             return b""
         if type(event) is DoneEvent:
-            if event.finish_reason not in ("stop", "length"):
+            if event.finish_reason not in ("stop", "length", "tool_calls"):
                 return b""
             last = f'{{"index":0,"delta":{{}},"finish_reason":"{_finish(event.finish_reason)}"}}]}}'
             return f"data: {self.head}{last}\n\n".encode() + self.usage_pending
@@ -169,7 +193,11 @@ async def _answer(
         choices=[
             Choice(
                 index=0,
-                message=AssistantMessage(content=result.text),
+                message=AssistantMessage(
+                    # OpenAI's clients read a null content as "tool calls only".
+                    content=result.text if result.text or not result.tool_calls else None,
+                    tool_calls=result.tool_calls or None,
+                ),
                 finish_reason=_finish(result.finish_reason),
             )
         ],

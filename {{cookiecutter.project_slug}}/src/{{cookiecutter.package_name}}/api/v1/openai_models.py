@@ -8,9 +8,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     StrictFloat,
     StrictInt,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -32,6 +34,8 @@ from ...chat.models import (
     StopSequences,
     integral_number,
 )
+from ...chat.tools import MAX_TOOLS, Tool, ToolCall, ToolChoice
+from ...validation import describe_problems
 
 
 class TextPart(BaseModel):
@@ -40,25 +44,58 @@ class TextPart(BaseModel):
 
 
 class OpenAIMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
-    role: Literal["system", "developer", "user", "assistant"] = Field(
+    role: Literal["system", "developer", "user", "assistant", "tool"] = Field(
         description="Author of the message; `developer` is treated as `system`.", examples=["user"]
     )
-    content: str | list[TextPart] = Field(
-        description="Text, or a list of text parts.", examples=["Write a haiku about streams."]
+    content: str | list[TextPart] | None = Field(
+        default=None,
+        description="Text, or a list of text parts; null on an assistant turn with tool calls.",
+        examples=["Write a haiku about streams."],
     )
-    name: str | None = Field(default=None, max_length=64, description="Optional author name.")
+    name: str | None = Field(
+        default=None, max_length=64, description="Optional author name.", examples=[None]
+    )
+    tool_calls: list[ToolCall] | None = Field(
+        default=None, description="An assistant turn's tool calls.", examples=[None]
+    )
+    tool_call_id: str | None = Field(
+        default=None, max_length=128, description="A tool turn's call.", examples=[None]
+    )
+    refusal: str | None = Field(
+        default=None,
+        max_length=MAX_MESSAGE_CHARS,
+        description="An assistant turn's refusal, as an earlier answer returned it.",
+        examples=[None],
+    )
 
     def text(self) -> str:
+        if self.content is None:
+            return self.refusal or ""
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)
 
+    def to_core(self) -> Message:
+        role = Role.system if self.role == "developer" else Role(self.role)
+        return Message(
+            role=role,
+            content=self.text(),
+            tool_calls=self.tool_calls,
+            tool_call_id=self.tool_call_id,
+        )
+
     @model_validator(mode="after")
     def _usable_text(self) -> OpenAIMessage:
         # The core takes one string per message: check here what it will check,
-        # so that a bad message is a 422 with its location, not a failure later.
+        # so that a bad message is a 400 with its location, not a failure later.
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError("content is required, except on an assistant turn with tool_calls")
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only an assistant turn has tool_calls")
+        if (self.tool_call_id is not None) != (self.role == "tool"):
+            raise ValueError("a tool turn, and only a tool turn, needs tool_call_id")
         text = self.text()
         if len(text) > MAX_MESSAGE_CHARS:
             raise ValueError(f"content is longer than {MAX_MESSAGE_CHARS} characters")
@@ -82,9 +119,6 @@ class StreamOptions(BaseModel):
 # 400 that names the field: a 200 that ignored it would be an answer the client
 # did not ask for.
 UNSUPPORTED: dict[str, tuple[object, ...]] = {
-    "tools": (None, []),
-    "tool_choice": (None, "none", "auto"),
-    "parallel_tool_calls": (None, True, False),
     "functions": (None, []),
     "function_call": (None, "none", "auto"),
     "logprobs": (None, False),
@@ -106,6 +140,7 @@ class ChatCompletionRequest(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    _core: ChatRequest = PrivateAttr()
 
     model: str = Field(max_length=200, description="Model name.", examples=["fake-echo-1"])
     messages: list[OpenAIMessage] = Field(
@@ -164,6 +199,35 @@ class ChatCompletionRequest(BaseModel):
     metadata: Metadata | None = Field(
         default=None, description="Up to 16 string pairs.", examples=[{"team": "search"}]
     )
+    tools: list[Tool] | None = Field(
+        default=None,
+        max_length=MAX_TOOLS,
+        description="Functions the model may call.",
+        examples=[
+            [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "get_weather",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"city": {"type": "string"}},
+                        },
+                    },
+                }
+            ]
+        ],
+    )
+    tool_choice: ToolChoice | None = Field(
+        default=None,
+        description='`none`, `auto`, `required`, or `{"type": "function", "function": {"name"}}`.',
+        examples=["auto"],
+    )
+    parallel_tool_calls: StrictBool | None = Field(
+        default=None,
+        description="Whether the model may call several tools at once.",
+        examples=[True],
+    )
     response_format: ResponseFormat | None = Field(
         default=None,
         description=(
@@ -177,15 +241,6 @@ class ChatCompletionRequest(BaseModel):
     )
     # Parameters not served yet (see UNSUPPORTED): accepted only with values that ask
     # for nothing.
-    tools: object = Field(
-        default=None, description="Not supported yet: must be empty.", examples=[[]]
-    )
-    tool_choice: object = Field(
-        default=None, description="`none` or `auto` only, without tools.", examples=["none"]
-    )
-    parallel_tool_calls: object = Field(
-        default=None, description="Has no effect without tools.", examples=[True]
-    )
     functions: object = Field(
         default=None, description="Not supported: must be empty.", examples=[[]]
     )
@@ -221,14 +276,22 @@ class ChatCompletionRequest(BaseModel):
             return value
         raise ValueError(f"{info.field_name} is not supported by this service")
 
+    @model_validator(mode="after")
+    def _valid_for_the_core(self) -> ChatCompletionRequest:
+        # Built here, while validating, so that what the core refuses (a tool_choice
+        # naming no tool, a result answering no call) is this request's 400.
+        try:
+            self._core = self._build_core()
+        except ValidationError as exc:
+            raise ValueError(describe_problems(exc.errors(), limit=3)) from None
+        return self
+
     def to_core(self) -> ChatRequest:
+        return self._core
+
+    def _build_core(self) -> ChatRequest:
         return ChatRequest(
-            messages=[
-                Message(
-                    role=Role.system if m.role == "developer" else Role(m.role), content=m.text()
-                )
-                for m in self.messages
-            ],
+            messages=[message.to_core() for message in self.messages],
             model=self.model,
             max_tokens=self.max_completion_tokens or self.max_tokens,
             temperature=self.temperature,
@@ -242,6 +305,9 @@ class ChatCompletionRequest(BaseModel):
             metadata=self.metadata,
             reasoning_effort=self.reasoning_effort,
             response_format=self.response_format,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls,
         )
 
 
@@ -249,13 +315,19 @@ class AssistantMessage(BaseModel):
     role: Literal["assistant"] = Field(
         default="assistant", description="Always `assistant`.", examples=["assistant"]
     )
-    content: str = Field(description="The generated text.", examples=["Streams carry tokens"])
+    content: str | None = Field(
+        description="The generated text; null when the answer is only tool calls.",
+        examples=["Streams carry tokens"],
+    )
+    tool_calls: list[ToolCall] | None = Field(
+        default=None, description="The tools the model called, if any.", examples=[None]
+    )
 
 
 class Choice(BaseModel):
     index: int = Field(description="Always 0.", examples=[0])
     message: AssistantMessage = Field(description="The answer.")
-    finish_reason: Literal["stop", "length"] = Field(
+    finish_reason: Literal["stop", "length", "tool_calls"] = Field(
         description="Why generation ended.", examples=["length"]
     )
 
@@ -273,6 +345,26 @@ class ChatCompletion(BaseModel):
     usage: Usage = Field(description="Token usage.")
 
 
+class FunctionDelta(BaseModel):
+    name: str | None = Field(
+        default=None, description="In a call's first piece.", examples=["get_weather"]
+    )
+    arguments: str = Field(
+        description="The next fragment of the JSON arguments.", examples=['{"ci']
+    )
+
+
+class ToolCallDelta(BaseModel):
+    index: int = Field(description="Which call of this turn (from 0).", examples=[0])
+    id: str | None = Field(
+        default=None, description="In a call's first piece.", examples=["call_0"]
+    )
+    type: Literal["function"] | None = Field(
+        default=None, description="In a call's first piece.", examples=["function"]
+    )
+    function: FunctionDelta = Field(description="The name and a fragment of the arguments.")
+
+
 class ChunkDelta(BaseModel):
     role: Literal["assistant"] | None = Field(
         default=None, description="Set on the first chunk only."
@@ -280,12 +372,17 @@ class ChunkDelta(BaseModel):
     content: str | None = Field(
         default=None, description="The next piece of text.", examples=[" streams"]
     )
+    tool_calls: list[ToolCallDelta] | None = Field(
+        default=None, description="The next piece of one tool call.", examples=[None]
+    )
 
 
 class ChunkChoice(BaseModel):
     index: int = Field(description="Always 0.", examples=[0])
     delta: ChunkDelta = Field(description="What this chunk adds.")
-    finish_reason: Literal["stop", "length"] | None = Field(description="Set on the last chunk.")
+    finish_reason: Literal["stop", "length", "tool_calls"] | None = Field(
+        description="Set on the last chunk."
+    )
 
 
 class ChatCompletionChunk(BaseModel):

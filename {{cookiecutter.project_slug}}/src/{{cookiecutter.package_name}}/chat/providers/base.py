@@ -24,9 +24,19 @@ class ProviderFinish:
     reason: FinishReason
 
 
-# A provider yields token text as plain ``str`` (the hot path), and at most one
-# usage report and one finish reason.
-ProviderChunk = str | ProviderUsage | ProviderFinish
+@dataclass(slots=True, frozen=True)
+class ProviderToolCall:
+    """A piece of a tool call, as ``ToolCallEvent`` describes it."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+# A provider yields token text as plain ``str`` (the hot path), tool-call pieces,
+# and at most one usage report and one finish reason.
+ProviderChunk = str | ProviderToolCall | ProviderUsage | ProviderFinish
 
 
 @dataclass(slots=True, frozen=True)

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 from collections.abc import AsyncGenerator, Iterator
 
 from ..models import FinishReason
-from .base import GenerationParams, ProviderChunk, ProviderFinish, ProviderUsage
+from ..tools import NamedToolChoice
+from .base import (
+    GenerationParams,
+    ProviderChunk,
+    ProviderFinish,
+    ProviderToolCall,
+    ProviderUsage,
+)
 from .fake_json import TOKEN_CHARS, json_answer, json_tokens
 
 FALLBACK_WORDS = ("lorem", "ipsum", "dolor", "sit", "amet")
 
 
 def prompt_words(params: GenerationParams) -> list[str]:
-    """The words the fake echoes: the last user message, else a fixed phrase."""
+    """The words the fake echoes: the last user message or tool result, else a fixed phrase."""
     for message in reversed(params.request.messages):
-        if message.role == "user":
+        if message.role in ("user", "tool"):
             words = message.content.split()
             if words:
                 return words
@@ -50,6 +58,57 @@ def answer_tokens(params: GenerationParams) -> tuple[Iterator[str], FinishReason
     # A JSON answer ends by itself, unless max_tokens cuts it short (as a model's would).
     finish: FinishReason = "stop" if len(text) <= params.max_tokens * TOKEN_CHARS else "length"
     return itertools.islice(json_tokens(text), params.max_tokens), finish
+
+
+def tool_calls_for(params: GenerationParams) -> list[tuple[str, str]]:
+    """The calls the fake makes, as ``(name, arguments)``; none means it answers text.
+
+    With ``tool_choice`` ``required`` or a named function it calls that one (or the
+    tools the last user turn names, else the first); with ``auto`` it calls the
+    tools the last user turn names. After a tool result it answers text. The
+    arguments are valid against the tool's parameters (``fake_json``).
+    """
+    request = params.request
+    tools = request.tools or []
+    choice = request.tool_choice
+    if not tools or choice == "none" or request.messages[-1].role != "user":
+        return []
+    said = set(request.messages[-1].content.lower().replace(",", " ").split())
+    named = [tool for tool in tools if tool.function.name.lower() in said]
+    if isinstance(choice, NamedToolChoice):
+        chosen = [tool for tool in tools if tool.function.name == choice.function.name]
+    elif choice == "required":
+        chosen = named or tools[:1]
+    else:
+        chosen = named
+    if request.parallel_tool_calls is False:
+        chosen = chosen[:1]
+    words = prompt_words(params)
+    return [
+        (tool.function.name, json_answer(tool.function.parameters or {"type": "object"}, words))
+        for tool in chosen
+    ]
+
+
+def call_id(index: int, name: str, arguments: str) -> str:
+    digest = hashlib.sha256(f"{index}:{name}:{arguments}".encode()).hexdigest()
+    return f"call_{digest[:24]}"
+
+
+def tool_call_chunks(
+    calls: list[tuple[str, str]], max_tokens: int
+) -> tuple[list[ProviderToolCall], FinishReason]:
+    """Each call as its head (id, name) and argument fragments, within ``max_tokens``."""
+    chunks: list[ProviderToolCall] = []
+    budget = max_tokens
+    for index, (name, arguments) in enumerate(calls):
+        chunks.append(ProviderToolCall(index, call_id(index, name, arguments), name, ""))
+        for fragment in json_tokens(arguments):
+            if not budget:
+                return chunks, "length"
+            chunks.append(ProviderToolCall(index, None, None, fragment))
+            budget -= 1
+    return chunks, "tool_calls"
 
 
 def held_prefix(text: str, stops: list[str]) -> int:
@@ -134,7 +193,15 @@ class FakeProvider:
             stops = request.stop
             finish: FinishReason = "length"
             completion = params.max_tokens
-            if not stops and request.response_format is None:
+            calls = tool_calls_for(params)
+            if calls:
+                pieces, finish = tool_call_chunks(calls, params.max_tokens)
+                for index, piece in enumerate(pieces):
+                    if index and delay:
+                        await asyncio.sleep(delay)
+                    yield piece
+                completion = sum(1 for piece in pieces if piece.id is None)
+            elif not stops and request.response_format is None:
                 # The plain path stays a bare loop: it is every benchmark's hot path.
                 for index, token in enumerate(fake_tokens(params)):
                     if index and delay:

@@ -30,8 +30,14 @@ from ..errors import (
     UpstreamRateLimited,
     UpstreamUnavailable,
 )
-from ..models import FinishReason
-from .base import GenerationParams, ProviderChunk, ProviderFinish, ProviderUsage
+from ..models import FinishReason, Message
+from .base import (
+    GenerationParams,
+    ProviderChunk,
+    ProviderFinish,
+    ProviderToolCall,
+    ProviderUsage,
+)
 
 if TYPE_CHECKING:
     from ...service_settings import ServiceSettings
@@ -54,7 +60,13 @@ _JSON_BODY_LIMIT = 8 * 1024 * 1024
 # connection go back to the pool, but a stuck upstream must not hold the stream.
 _DRAIN_TIMEOUT = 1.0
 _CONTEXT_MARKERS = ("context_length_exceeded", "maximum context length", "context window")
-_FINISH_REASONS: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    # The legacy name of tool calls, from servers that still send it.
+    "function_call": "tool_calls",
+}
 
 
 class OpenAIProvider:
@@ -162,6 +174,10 @@ class OpenAIProvider:
                                     parser.done = True
                                     break
                                 token = parser.feed(data)
+                                if parser.calls:
+                                    for call in parser.calls:
+                                        yield call
+                                    parser.calls = []
                                 if token:
                                     yield token
                             if parser.done:
@@ -202,12 +218,14 @@ class OpenAIProvider:
 class _ChunkParser:
     """State of one SSE stream: the last finish reason and usage seen."""
 
-    __slots__ = ("done", "finish", "usage")
+    __slots__ = ("calls", "done", "finish", "usage")
 
     def __init__(self) -> None:
         self.done = False
         self.finish: FinishReason | None = None
         self.usage: ProviderUsage | None = None
+        # Tool-call pieces of the last payload, for the stream to pass on.
+        self.calls: list[ProviderToolCall] = []
 
     def feed(self, data: str) -> str | None:
         """The token text of one ``data:`` payload; records finish and usage."""
@@ -238,10 +256,37 @@ class _ChunkParser:
             self.finish = _FINISH_REASONS.get(reason, "stop")
         delta = choice.get("delta")
         if isinstance(delta, dict):
+            calls = delta.get("tool_calls")
+            if calls:
+                self.calls = _tool_call_pieces(calls, data)
             content = delta.get("content")
             if isinstance(content, str):
                 return content
         return None
+
+
+def _tool_call_pieces(calls: object, data: str) -> list[ProviderToolCall]:
+    """The tool-call deltas of one chunk, passed on as they came (fragments unchanged)."""
+    pieces: list[ProviderToolCall] = []
+    for call in calls if isinstance(calls, list) else [None]:
+        if not isinstance(call, dict):
+            call = {}
+        function = call.get("function")
+        index = call.get("index")
+        if type(index) is not int or not isinstance(function, dict | None):
+            logger.warning("upstream sent a malformed tool call", extra={"chunk": data[:200]})
+            raise UpstreamError("The model provider sent a malformed response.")
+        function = function or {}
+        call_id, name, arguments = call.get("id"), function.get("name"), function.get("arguments")
+        pieces.append(
+            ProviderToolCall(
+                index,
+                call_id if isinstance(call_id, str) else None,
+                name if isinstance(name, str) else None,
+                arguments if isinstance(arguments, str) else "",
+            )
+        )
+    return pieces
 
 
 FORWARDED = (
@@ -256,14 +301,28 @@ FORWARDED = (
     "metadata",
     "reasoning_effort",
     "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
 )
+
+
+def _message(message: Message) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role.value, "content": message.content}
+    if message.tool_calls:
+        wire["tool_calls"] = [call.model_dump() for call in message.tool_calls]
+        # What OpenAI's clients send for "tool calls only".
+        wire["content"] = message.content or None
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
 
 
 def _payload(params: GenerationParams) -> dict[str, Any]:
     request = params.request
     payload: dict[str, Any] = {
         "model": params.model,
-        "messages": [{"role": m.role.value, "content": m.content} for m in request.messages],
+        "messages": [_message(message) for message in request.messages],
         # ``max_tokens`` rather than ``max_completion_tokens``: every compatible
         # server accepts it, the newer name is OpenAI-only.
         "max_tokens": params.max_tokens,
@@ -308,6 +367,18 @@ async def _read_json(response: httpx.Response) -> list[ProviderChunk]:
         logger.warning("upstream sent a malformed completion", extra={"body": body[:200]})
         raise UpstreamError("The model provider sent a malformed response.")
     chunks: list[ProviderChunk] = [content] if content else []
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    if calls:
+        # A whole call is one piece: what a stream would have sent, joined.
+        chunks.extend(
+            _tool_call_pieces(
+                [
+                    {"index": index, **call} if isinstance(call, dict) else call
+                    for index, call in enumerate(calls if isinstance(calls, list) else [None])
+                ],
+                body[:200].decode(errors="replace"),
+            )
+        )
     usage = document.get("usage") if isinstance(document, dict) else None
     if isinstance(usage, dict) and (parsed := _usage(usage)) is not None:
         chunks.append(parsed)
