@@ -42,9 +42,11 @@ def serve_http() -> None:
 async def run_lifespan(app: FastAPI) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Before start-up, so that a signal that comes while it runs is not lost: the
+    # lifespan then ends as soon as it has started.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     async with app.router.lifespan_context(app):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
 
 

@@ -76,12 +76,17 @@ POST_ERRORS = (400, 401, 413, 429, 500, 503)
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
-    """Strawberry's graphql-transport-ws handler, less one false alarm.
+    """Strawberry's graphql-transport-ws handler, less two false alarms.
 
     An operation whose client left while results were being sent ends with
     ``WebSocketDisconnected``, which Strawberry logs as "Exception in worker
     task" at ERROR with a traceback. A client leaving is no server error: it is
     logged at INFO, as the other transports log theirs.
+
+    And an operation that completes while its connection is being torn down (a
+    SIGTERM ends every stream at once) is de-registered twice: the teardown pops
+    it, then its own final message forgets it again, a ``KeyError`` logged the
+    same way. Forgetting an id that is already gone is nothing to report.
     """
 
     async def handle_task_exception(self, error: Exception) -> None:
@@ -89,6 +94,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
             log.info("graphql.client_disconnected")
             return
         await super().handle_task_exception(error)
+
+    def forget_id(self, id: str) -> None:
+        self.operations.pop(id, None)
 
 
 class ServiceGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
