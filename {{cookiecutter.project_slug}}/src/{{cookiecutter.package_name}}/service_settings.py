@@ -7,6 +7,7 @@ these with the enabled features' settings.
 from __future__ import annotations
 
 import ipaddress
+from functools import cached_property
 from typing import Annotated, Literal
 
 from limits import parse as parse_limit
@@ -210,7 +211,8 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("API_KEY_PEPPER must be set to a secret value in production")
         return self
 
-    @property
+    # Cached: /models reads it on every request, and settings do not change.
+    @cached_property
     def models(self) -> dict[str, str]:
         """Each public model name and the upstream's name for it."""
         entries = self.llm_models or [self.llm_model]
