@@ -12,6 +12,7 @@ import httpx
 {%- if cookiecutter.use_jwt %}
 import jwt
 {%- endif %}
+import openai
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -165,3 +166,16 @@ async def live_server(make_settings: SettingsFactory) -> AsyncIterator[Callable[
     yield start
     for server in servers:
         await server.stop()
+
+
+def openai_sdk(server: LiveServer) -> openai.AsyncOpenAI:
+    """The official SDK against a live server, as a client application would point it.
+
+    The server's credentials, if any, replace the SDK's own Authorization header.
+    """
+    return openai.AsyncOpenAI(
+        base_url=f"{server.url}/api/v1",
+        api_key="unused",
+        max_retries=0,
+        default_headers=server.headers,
+    )

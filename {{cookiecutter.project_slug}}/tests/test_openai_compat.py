@@ -10,24 +10,15 @@ import openai
 import pytest
 from pydantic import BaseModel, Field
 
+from conftest import openai_sdk
 from sse_client import parse_events
 
 MESSAGES: list[Any] = [{"role": "user", "content": "streams carry tokens"}]
 
 
-def sdk(server: Any) -> openai.AsyncOpenAI:
-    # The server's credentials, if any, replace the SDK's own Authorization header.
-    return openai.AsyncOpenAI(
-        base_url=f"{server.url}/api/v1",
-        api_key="unused",
-        max_retries=0,
-        default_headers=server.headers,
-    )
-
-
 async def test_sdk_streams_tokens(live_server: Any) -> None:
     server = await live_server()
-    async with sdk(server) as client:
+    async with openai_sdk(server) as client:
         stream = await client.chat.completions.create(
             model="fake-echo-1",
             messages=MESSAGES,
@@ -51,7 +42,7 @@ async def test_sdk_streams_tokens(live_server: Any) -> None:
 
 async def test_sdk_without_streaming(live_server: Any) -> None:
     server = await live_server()
-    async with sdk(server) as client:
+    async with openai_sdk(server) as client:
         completion = await client.chat.completions.create(
             model="fake-echo-1", messages=MESSAGES, max_completion_tokens=3
         )
@@ -63,7 +54,7 @@ async def test_sdk_without_streaming(live_server: Any) -> None:
 
 async def test_sdk_lists_models(live_server: Any) -> None:
     server = await live_server()
-    async with sdk(server) as client:
+    async with openai_sdk(server) as client:
         models = await client.models.list()
     assert [m.id for m in models.data] == ["fake-echo-1"]
 
@@ -98,7 +89,7 @@ async def test_content_parts_and_developer_role(client: httpx.AsyncClient) -> No
 
 async def test_error_before_first_token_is_a_json_error(live_server: Any) -> None:
     server = await live_server(fake_llm_first_token_delay_ms=2000, first_token_timeout=0.1)
-    async with sdk(server) as client:
+    async with openai_sdk(server) as client:
         with pytest.raises(openai.APIStatusError) as caught:
             await client.chat.completions.create(
                 model="fake-echo-1", messages=MESSAGES, stream=True
@@ -197,7 +188,7 @@ async def test_undecodable_body_is_a_json_400(client: httpx.AsyncClient) -> None
 
 async def test_sdk_raises_its_typed_errors(live_server: Any) -> None:
     server = await live_server(max_tokens_limit=100, default_max_tokens=4)
-    async with sdk(server) as client:
+    async with openai_sdk(server) as client:
         with pytest.raises(openai.BadRequestError) as invalid:
             await client.chat.completions.create(
                 model="fake-echo-1", messages=cast(Any, [{"role": "wizard", "content": "x"}])
@@ -223,7 +214,7 @@ async def test_sdk_raises_its_typed_errors(live_server: Any) -> None:
 
 async def test_models_are_the_allow_list_and_can_be_retrieved(live_server: Any) -> None:
     server = await live_server(llm_model="small", llm_models="small,large=upstream-large-v2")
-    async with sdk(server) as client:
+    async with openai_sdk(server) as client:
         listed = [model.id for model in (await client.models.list()).data]
         retrieved = await client.models.retrieve("large")
         with pytest.raises(openai.NotFoundError) as missing:
@@ -239,7 +230,7 @@ async def test_models_are_the_allow_list_and_can_be_retrieved(live_server: Any) 
 
 async def test_rate_limits_are_rate_limit_errors_with_retry_after(live_server: Any) -> None:
     server = await live_server(rate_limit_ip="1/hour", rate_limit_user="1/hour")
-    async with sdk(server) as client:
+    async with openai_sdk(server) as client:
         await client.models.list()
         with pytest.raises(openai.RateLimitError) as caught:
             await client.models.list()
@@ -318,7 +309,7 @@ class Forecast(BaseModel):
 async def test_structured_output_parses_into_the_model(live_server: Any) -> None:
     server = await live_server()
     ask = [{"role": "user", "content": "weather in Lisbon"}]
-    async with sdk(server) as client:
+    async with openai_sdk(server) as client:
         parsed = await client.chat.completions.parse(
             model="fake-echo-1", messages=cast(Any, ask), response_format=Forecast, max_tokens=200
         )

@@ -6,10 +6,10 @@ import json
 from typing import Any, cast
 
 import httpx
-import openai
 import pytest
 from jsonschema import Draft202012Validator
 
+from conftest import openai_sdk
 from fake_upstream import FakeUpstream, StreamScript
 from sse_client import parse_events
 
@@ -37,18 +37,9 @@ TIME: dict[str, Any] = {
 ASK = [{"role": "user", "content": "please get_weather for Lisbon"}]
 
 
-def sdk(server: Any) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=f"{server.url}/api/v1",
-        api_key="unused",
-        max_retries=0,
-        default_headers=server.headers,
-    )
-
-
 async def test_a_two_turn_tool_loop_with_the_sdk(live_server: Any) -> None:
     server = await live_server()
-    async with sdk(server) as client:
+    async with openai_sdk(server) as client:
         first = await client.chat.completions.create(
             model="fake-echo-1", messages=cast(Any, ASK), tools=cast(Any, [WEATHER, TIME])
         )
@@ -74,7 +65,7 @@ async def test_a_two_turn_tool_loop_with_the_sdk(live_server: Any) -> None:
 
 async def test_tool_calls_stream_as_deltas(live_server: Any) -> None:
     server = await live_server()
-    async with sdk(server) as client:
+    async with openai_sdk(server) as client:
         stream = await client.chat.completions.create(
             model="fake-echo-1",
             messages=cast(Any, [{"role": "user", "content": "anything"}]),
